@@ -1,0 +1,22 @@
+"""Error types a user can meet. Plain ``ValueError``/``FileNotFoundError`` are used where they fit;
+these cover the cases that need their own name so callers can catch them."""
+
+from __future__ import annotations
+
+
+class LowresAdaptError(Exception):
+    """Base class of lowres-adapt's own errors."""
+
+
+class QuantizationUnavailableError(LowresAdaptError, RuntimeError):
+    """4-bit quantization (QLoRA) cannot run here: bitsandbytes is missing or has no backend for the device.
+
+    The message says why and suggests ``LoRA`` instead."""
+
+
+class TrainingDivergedError(LowresAdaptError, RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept and named."""
+
+
+class StudyConfigError(LowresAdaptError, ValueError):
+    """A study's configuration is invalid or does not match the runs already in its output folder."""
