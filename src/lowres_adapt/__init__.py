@@ -30,6 +30,8 @@ _LAZY: dict[str, str] = {
     "load_corpus": "data",
     "iter_corpus": "data",
     "split_documents": "data",
+    "load_splits": "data",
+    "has_splits": "data",
     "split_fingerprint": "data",
     "sample_corpus": "data",
     "sample_corpus_path": "data",
