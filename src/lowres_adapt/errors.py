@@ -20,3 +20,7 @@ class TrainingDivergedError(LowresAdaptError, RuntimeError):
 
 class StudyConfigError(LowresAdaptError, ValueError):
     """A study's configuration is invalid or does not match the runs already in its output folder."""
+
+
+class BackendUnavailableError(LowresAdaptError, ImportError):
+    """An optional backend was asked for but its package is not installed; the message names the extra."""
