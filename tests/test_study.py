@@ -1,0 +1,292 @@
+"""Study engine: grid, run folders, resumability, failures, folder fingerprints, aggregation and reports.
+
+Most tests use a ``Study`` whose steps are replaced by fast deterministic fakes (no model is built), so
+they test the engine itself; ``test_real_tiny_study*`` run the real recipes/evaluator/drift modules on
+tiny in-process models, and ``test_kill_and_resume`` kills a study subprocess with SIGKILL mid-run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import lowres_adapt as la
+from lowres_adapt.errors import StudyConfigError
+from lowres_adapt.study import Study
+
+DOCS = [f"документ {i} һүҙ ҡала ғаилә {'әсә ' * (i % 5)}бала." for i in range(40)]
+
+
+@dataclass
+class FakeRecipe:
+    name: str = "fake"
+    r: int | None = None
+    alpha: int | None = None
+
+    def to_dict(self):
+        d = {"name": self.name, "r": self.r}
+        return d if self.alpha is None else {**d, "alpha": self.alpha}
+
+    def train(self, *a, **k):  # never called: FakeStudy._train replaces the training step
+        raise NotImplementedError
+
+
+def fake_bpb(model: str, recipe: str, seed: int) -> float:
+    """A deterministic 'bits per byte' per run, so aggregation can be checked by hand."""
+    return 1.0 + 0.1 * len(model) % 7 + (0.5 if recipe == "fake-r8" else 0.0) + 0.01 * seed ** 2
+
+
+class FakeStudy(Study):
+    """Study with every expensive step replaced by a deterministic fake; counts the training calls."""
+
+    calls: list
+
+    def __init__(self, *a, fail_models=(), tokenizers=None, **k):
+        super().__init__(*a, progress=False, **k)
+        self.calls = []
+        self.fail_models = set(fail_models)
+        self.tokenizers = tokenizers or {}
+
+    def _train(self, spec, model_path, data, output_dir):
+        self.calls.append(spec.run_id)
+        if spec.model in self.fail_models:
+            raise OSError(f"cannot load model {spec.model!r}")
+        m = SimpleNamespace(name=spec.model, recipe=spec.recipe_label, seed=spec.seed)
+        trainable = 100 if spec.recipe_label == "fake-r8" else 1000
+        return SimpleNamespace(model=m, tokenizer=None, metrics={
+            "train_loss": 2.0 + spec.seed, "eval_loss": 2.5, "trainable_params": trainable, "total_params": 1000,
+            "train_tokens": 64, "tokens_per_second": 123.0 + spec.seed, "peak_memory_bytes": 2**20,
+            "wall_seconds": 0.5})
+
+    def _load_model(self, model_path):
+        if model_path in self.fail_models:
+            raise OSError(f"cannot load model {model_path!r}")
+        return SimpleNamespace(name=model_path, recipe="base", seed=0, parameters=lambda: []), None
+
+    def _evaluate(self, model, tokenizer, texts):
+        bpb = 3.0 if model.recipe == "base" else fake_bpb(model.name, model.recipe, model.seed)
+        if texts and texts[0].startswith("REF"):
+            bpb = 1.0 + (0.0 if model.recipe == "base" else 0.2)
+        return {"bits_per_byte": bpb, "token_perplexity": 2 ** (bpb * 3), "word_perplexity": 2 ** (bpb * 12),
+                "byte_perplexity": 2 ** bpb, "confidence_intervals": {"bits_per_byte": [bpb - 0.1, bpb + 0.1]},
+                "per_document": [{"nll": 1.0}] * len(texts)}
+
+    def _generate(self, model, tokenizer, prompts, seed):
+        return [f"{p} ... {seed}" for p in prompts]
+
+    def _drift(self, texts):
+        return {"line_pass_rate": 0.75, "word_pass_rate": 0.5, "drift_rate": 0.25, "mean_target_share": 0.8,
+                "n_texts": len(texts)}, [{"target_share": 1.0, "drifted": False, "first_switch": None}] * len(texts)
+
+    def _diagnose(self, model_path, data):
+        return ({"fertility": 2.0, "continued_word_rate": 0.5, "byte_fallback_rate": 0.1, "roundtrip_ok": True,
+                 "letter_coverage": {"ә": {"count": 3, "whole_share": 0.5, "in_vocab": False}},
+                 "warnings": ["byte fallback 10% is above 5%"]},
+                self.tokenizers.get(model_path, "tok-shared"))
+
+
+def make(tmp_path, **k):
+    k.setdefault("models", ["m-a", "m-bb"])
+    k.setdefault("recipes", [FakeRecipe("full"), FakeRecipe("fake", 8)])
+    k.setdefault("seeds", [0, 1, 2])
+    k.setdefault("corpus", DOCS)
+    k.setdefault("output_dir", tmp_path / "study")
+    k.setdefault("valid", 0.1)
+    k.setdefault("test", 0.1)
+    return FakeStudy(**k)
+
+
+# --------------------------------------------------------------------------------------------- grid
+def test_plan_order_and_labels(tmp_path):
+    s = make(tmp_path, models=["/x/m-a", "org/m-bb"], seeds=[0, 1])
+    assert s.plan() == [
+        "m-a__full__s0", "m-a__full__s1", "m-a__fake-r8__s0", "m-a__fake-r8__s1",
+        "m-bb__full__s0", "m-bb__full__s1", "m-bb__fake-r8__s0", "m-bb__fake-r8__s1",
+    ]
+    # two models with the same folder name get distinct labels
+    s2 = make(tmp_path, models=["/a/model", "/b/model"], seeds=[0])
+    ids = s2.plan()
+    assert len(set(ids)) == len(ids) == 4
+
+
+def test_bad_input_is_refused_early(tmp_path):
+    with pytest.raises(StudyConfigError, match="did you mean 'lora'"):
+        Study(models=["m"], recipes=["lorra"], corpus=DOCS)
+    with pytest.raises(StudyConfigError, match="full fine-tuning has no rank"):
+        Study(models=["m"], recipes=["full-r8"], corpus=DOCS)
+    with pytest.raises(StudyConfigError, match="seed twice"):
+        make(tmp_path, seeds=[0, 0])
+    with pytest.raises(StudyConfigError, match="max_steps"):
+        make(tmp_path, max_steps=0)
+    with pytest.raises(StudyConfigError, match="known: .*ba"):
+        make(tmp_path, language="bashkirr")
+    with pytest.raises(StudyConfigError, match="did you mean 'ngram'"):
+        make(tmp_path, drift_backend="ngramm")
+    with pytest.raises(StudyConfigError, match="unknown study option 'max_step'.*did you mean 'max_steps'"):
+        Study.from_config({"models": ["m"], "recipes": [FakeRecipe()], "corpus": DOCS, "max_step": 3})
+    with pytest.raises(StudyConfigError, match="same recipe twice"):
+        make(tmp_path, recipes=[FakeRecipe("full"), FakeRecipe("full")])
+
+
+def test_corpus_too_small_for_splits(tmp_path):
+    s = make(tmp_path, corpus=["one document", "two"], valid=0.3, test=0.3)
+    with pytest.raises(StudyConfigError, match="too small"):
+        s.run()
+    assert not (tmp_path / "study" / "study.json").exists()  # refused before anything was written
+
+
+# --------------------------------------------------------------------------------------------- running
+def test_run_writes_folders_and_aggregates(tmp_path):
+    s = make(tmp_path, reference_corpus=["REF один", "REF два"])
+    res = s.run()
+    out = tmp_path / "study"
+    assert len(s.calls) == 12 and not res.failed
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["split_fingerprint"] == la.split_fingerprint(la.split_documents(DOCS, 0.1, 0.1, 0))
+    assert meta["library_versions"]["torch"]
+    for rid in s.plan():
+        d = out / "runs" / rid
+        cfg = json.loads((d / "config.json").read_text())
+        rec = json.loads((d / "metrics.json").read_text())
+        assert cfg["seed"] == rec["seed"] and rec["status"] == "ok"
+        assert rec["split_fingerprint"] == meta["split_fingerprint"]
+        gens = [json.loads(x) for x in (d / "generations.jsonl").read_text().splitlines()]
+        assert len(gens) == len(meta["settings"]["prompts"]) and gens[0]["continuation"].endswith(str(rec["seed"]))
+        assert rec["reference"] == {"bits_per_byte_before": 1.0, "bits_per_byte_after": 1.2, "n_documents": 2}
+    # mean and sample std over seeds, recomputed by hand
+    table = {(r["model"], r["recipe"]): r for r in res.table()}
+    vals = [fake_bpb("m-bb", "fake-r8", seed) for seed in (0, 1, 2)]
+    mean = sum(vals) / 3
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / 2)
+    row = table[("m-bb", "fake-r8")]
+    assert row["bits_per_byte_mean"] == pytest.approx(mean) and row["bits_per_byte_std"] == pytest.approx(std)
+    assert row["trainable_share_mean"] == pytest.approx(0.1) and row["n_ok"] == 3
+    assert row["ref_bits_per_byte_delta_mean"] == pytest.approx(0.2)
+    assert table[("m-a", "base")]["bits_per_byte_mean"] == 3.0 and table[("m-a", "base")]["n_ok"] == 1
+    # reports
+    md = (out / "results.md").read_text()
+    assert "| m-bb | fake-r8 | 8 | 100 | 10.0% | " in md and f"{mean:.3f} ± {std:.3f}" in md
+    assert "different tokenizers" not in md  # one tokenizer: no note
+    assert "Tokenizer diagnostics" in md and "50% ✗" in md and "byte fallback 10%" in md
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
+    got = {(r["model"], r["recipe"]): float(r["bits_per_byte_mean"]) for r in rows}
+    assert got[("m-bb", "fake-r8")] == pytest.approx(mean)
+    assert len(list(csv.DictReader(io.StringIO((out / "runs.csv").read_text())))) == 12 + 2
+    j = json.loads((out / "results.json").read_text())
+    assert len(j["records"]) == 12 and "per_document" not in j["records"][0]["test"]
+    for name in ("bpb_vs_trainable_params.png", "bpb_by_model.png", "line_pass_by_model.png"):
+        assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the folder reads back into the same results
+    again = la.StudyResults.load(out)
+    assert again.table() == res.table()
+
+
+def test_resume_skips_finished_and_redoes_partial(tmp_path):
+    s = make(tmp_path, seeds=[0, 1])
+    first = s.run()
+    out = tmp_path / "study" / "runs"
+    # simulate a run killed mid-way (config.json and a stray temp file, no metrics.json) and one whose
+    # metrics.json is half-written (cannot happen with atomic writes, but must never count as finished)
+    (out / "m-a__full__s1" / "metrics.json").unlink()
+    (out / "m-a__full__s1" / ".metrics.json.abc.tmp").write_text('{"status": "ok"')
+    p = out / "m-bb__fake-r8__s0" / "metrics.json"
+    p.write_text(p.read_text()[: len(p.read_text()) // 2])
+    s2 = make(tmp_path, seeds=[0, 1])
+    second = s2.run()
+    assert s2.calls == ["m-a__full__s1", "m-bb__fake-r8__s0"]
+    assert not (out / "m-a__full__s1" / ".metrics.json.abc.tmp").exists()  # partial folder was cleared
+    strip = lambda t: [{k: v for k, v in r.items() if not k.startswith(("run_seconds",))} for r in t]  # noqa: E731
+    assert strip(second.table()) == strip(first.table())
+    # extending the grid with a new seed reuses every finished run
+    s3 = make(tmp_path, seeds=[0, 1, 2])
+    s3.run()
+    assert s3.calls == ["m-a__full__s2", "m-a__fake-r8__s2", "m-bb__full__s2", "m-bb__fake-r8__s2"]
+
+
+def test_failed_model_is_recorded_and_grid_goes_on(tmp_path):
+    s = make(tmp_path, fail_models={"m-a"}, seeds=[0])
+    res = s.run()
+    out = tmp_path / "study"
+    assert [r["run_id"] for r in res.failed] == ["m-a__full__s0", "m-a__fake-r8__s0"]
+    assert {r["run_id"] for r in res.runs if r["status"] == "ok"} == {"m-bb__full__s0", "m-bb__fake-r8__s0"}
+    err = (out / "runs" / "m-a__full__s0" / "error.txt").read_text()
+    assert err.startswith("OSError: cannot load model 'm-a'") and "Traceback (most recent call last)" in err
+    assert not (out / "runs" / "m-a__full__s0" / "metrics.json").exists()
+    assert (out / "base" / "m-a" / "error.txt").exists()
+    md = res.to_markdown()
+    assert "## Failed runs" in md and "| m-a__full__s0 | OSError: cannot load model 'm-a' |" in md
+    # a later run retries failed runs only
+    s2 = make(tmp_path, seeds=[0])
+    res2 = s2.run()
+    assert s2.calls == ["m-a__full__s0", "m-a__fake-r8__s0"] and not res2.failed
+    # ... unless retry_failed=False
+    s3 = make(tmp_path, seeds=[0], fail_models={"m-a"})
+    s3.run()
+    s4 = make(tmp_path, seeds=[0], retry_failed=False)
+    s4.run()
+    assert s4.calls == []
+
+
+def test_folder_with_different_study_is_refused(tmp_path):
+    make(tmp_path, seeds=[0]).run()
+    with pytest.raises(StudyConfigError, match="different settings.*max_steps: 200 -> 7"):
+        make(tmp_path, seeds=[0], max_steps=7).run()
+    with pytest.raises(StudyConfigError, match="split_fingerprint"):
+        make(tmp_path, seeds=[0], corpus=DOCS[:-1]).run()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(StudyConfigError, match="not empty and holds no study.json"):
+        make(tmp_path, seeds=[0], output_dir=tmp_path / "other").run()
+    # a finished run under the same id but another recipe config is refused, not overwritten
+    with pytest.raises(StudyConfigError, match="another recipe config"):
+        make(tmp_path, seeds=[0], recipes=[FakeRecipe("full"), FakeRecipe("fake", 8, alpha=99)]).run()
+
+
+def test_mixed_tokenizers_note(tmp_path):
+    s = make(tmp_path, seeds=[0], tokenizers={"m-a": "tok-1", "m-bb": "tok-2"})
+    md = s.run().to_markdown()
+    assert "different tokenizers (m-a; m-bb)" in md and "bits per byte" in md
+
+
+def test_splits_dict_and_prompts(tmp_path):
+    splits = {"train": DOCS[:30], "valid": DOCS[30:35], "test": DOCS[35:]}
+    s = make(tmp_path, corpus=splits, seeds=[0], models=["m"], prompts=["Башҡортостан", "Өфө"])
+    res = s.run()
+    assert res.study["split_sizes"] == {"train": 30, "valid": 5, "test": 5}
+    assert res.study["settings"]["prompts"] == ["Башҡортостан", "Өфө"]
+    # default prompts: the first words of the test documents
+    s2 = make(tmp_path, corpus=splits, seeds=[0], models=["m"], output_dir=tmp_path / "s2", prompt_words=2)
+    assert s2.run().study["settings"]["prompts"][0] == " ".join(DOCS[35].split()[:2])
+
+
+def test_from_config_yaml(tmp_path):
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(textwrap.dedent("""
+        models: [tiny:gpt2, tiny:llama]
+        recipes: [full, lora-r16, {name: qlora, r: 8}]
+        seeds: [0, 1]
+        corpus: corpus.txt
+        language: {code: tt, name: Tatar, special_letters: әөүҗңһ, reference_languages: [ru]}
+        max_steps: 5
+    """))
+    pytest.importorskip("lowres_adapt.recipes.lora")
+    s = Study.from_config(cfg, output_dir=str(tmp_path / "o"))
+    assert s.language.name == "Tatar" and s.language.reference_languages == ("ru",)
+    assert s.plan()[:3] == ["tiny-gpt2__full__s0", "tiny-gpt2__full__s1", "tiny-gpt2__lora-r16__s0"]
+    assert len(s.plan()) == 12 and s.output_dir == tmp_path / "o"
+
+
+def test_example_config_is_valid():
+    """examples/study.yaml parses into a Study (validated without building any model)."""
+    pytest.importorskip("lowres_adapt.recipes.lora")
+    path = Path(__file__).resolve().parents[1] / "examples" / "study.yaml"
+    s = Study.from_config(path)
+    assert s.plan() and s.max_steps >= 1
