@@ -52,6 +52,8 @@ _LAZY: dict[str, str] = {
     "diagnose_tokenizer": "tokenizer_diagnostics",
     "compare_tokenizers": "tokenizer_diagnostics",
     "TokenizerReport": "tokenizer_diagnostics",
+    "TokenizerComparison": "tokenizer_diagnostics",
+    "DiagnosticThresholds": "tokenizer_diagnostics",
     # evaluation
     "PerplexityEvaluator": "evaluation",
     "PerplexityResult": "evaluation",
