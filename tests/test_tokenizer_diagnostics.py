@@ -63,6 +63,11 @@ def tokens(tok, text):
     return enc.tokens, enc.offsets
 
 
+def core(coverage: dict) -> dict:
+    """A letter's entry without the per-form breakdown."""
+    return {k: v for k, v in coverage.items() if k != "forms"}
+
+
 def diag(tok, texts, **kw):
     kw.setdefault("progress", False)
     return la.diagnose_tokenizer(tok, texts, **kw)
@@ -85,9 +90,11 @@ def test_byte_level_bpe_hand_counted(bbpe):
     assert r.n_byte_fallback_tokens == 12 and r.byte_fallback_rate == pytest.approx(0.6)
     assert r.n_unk_tokens == 0 and r.unk_rate == 0.0  # byte-level BPE has no unknown token
     assert r.roundtrip_ok and r.n_roundtrip_failures == 0 and r.roundtrip_mismatches == []
-    assert r.letter_coverage["һ"] == {"count": 1, "whole_share": 0.0, "in_vocab": False}  # the capital Һ
-    assert r.letter_coverage["ә"] == {"count": 2, "whole_share": 0.0, "in_vocab": False}
-    assert r.letter_coverage["ҡ"] == {"count": 0, "whole_share": None, "in_vocab": False}
+    assert core(r.letter_coverage["һ"]) == {"count": 1, "whole_share": 0.0, "in_vocab": False}  # the capital Һ
+    assert core(r.letter_coverage["ә"]) == {"count": 2, "whole_share": 0.0, "in_vocab": False}
+    assert core(r.letter_coverage["ҡ"]) == {"count": 0, "whole_share": None, "in_vocab": False}
+    assert r.letter_coverage["һ"]["forms"] == {"һ": {"count": 0, "whole_share": None, "in_vocab": False},
+                                               "Һ": {"count": 1, "whole_share": 0.0, "in_vocab": False}}
     assert list(r.letter_coverage) == list("әөүғҡңҙҫһ")
 
 
@@ -113,7 +120,7 @@ def test_wordpiece_unk_hand_counted(wordpiece):
     assert r.fertility == 1.0 and r.continued_word_rate == 0.0
     assert r.unk_rate == pytest.approx(4 / 7) and r.byte_fallback_rate == 0.0
     # [UNK] covers the letter but does not hold it
-    assert r.letter_coverage["ә"] == {"count": 2, "whole_share": 0.0, "in_vocab": False}
+    assert core(r.letter_coverage["ә"]) == {"count": 2, "whole_share": 0.0, "in_vocab": False}
     assert not r.roundtrip_ok and r.n_roundtrip_failures == 1
     assert r.roundtrip_mismatches == [{"index": 0, "position": 0, "original": "Һә cats  dog\nмир, ә!",
                                        "decoded": "[UNK] [UNK] dog [UNK"}]  # 20 characters each side
@@ -127,10 +134,12 @@ def test_bashkir_trained_bpe_keeps_letters_whole(ba_bpe):
     assert r.fertility == pytest.approx(3 / 2) and r.continued_word_rate == pytest.approx(1 / 2)
     assert r.n_byte_fallback_tokens == 2  # "ĠÒ" (space + half a letter) and "«"
     cov = r.letter_coverage
-    assert cov["һ"] == {"count": 1, "whole_share": 1.0, "in_vocab": True}
-    assert cov["ә"] == {"count": 1, "whole_share": 1.0, "in_vocab": True}
-    assert cov["ҫ"] == {"count": 1, "whole_share": 0.0, "in_vocab": False}
-    assert cov["ҡ"] == {"count": 0, "whole_share": None, "in_vocab": True}
+    assert core(cov["һ"]) == {"count": 1, "whole_share": 1.0, "in_vocab": True}
+    assert core(cov["ә"]) == {"count": 1, "whole_share": 1.0, "in_vocab": True}
+    assert core(cov["ҫ"]) == {"count": 1, "whole_share": 0.0, "in_vocab": False}
+    assert core(cov["ҡ"]) == {"count": 0, "whole_share": None, "in_vocab": True}
+    assert cov["ҡ"]["forms"]["Ҡ"] == {"count": 0, "whole_share": None, "in_vocab": False}  # never seen capital
+    assert cov["һ"]["forms"]["Һ"] == {"count": 1, "whole_share": 1.0, "in_vocab": True}
 
 
 def test_lossy_normalizer_fails_roundtrip(lossy):
@@ -143,7 +152,7 @@ def test_lossy_normalizer_fails_roundtrip(lossy):
         {"index": 2, "position": 0, "original": "йыр һәм", "decoded": "иыр һәм"},
     ]
     # the letters survive (lower-cased, which whole_share ignores: round trip reports the case loss)
-    assert r.letter_coverage["һ"] == {"count": 3, "whole_share": 1.0, "in_vocab": True}
+    assert core(r.letter_coverage["һ"]) == {"count": 3, "whole_share": 1.0, "in_vocab": True}
     assert any(w.startswith("roundtrip failed") and "2 of 3 texts" in w for w in r.warnings)
 
 
@@ -168,6 +177,7 @@ def brute_force(tok, texts, letters, byte_level):
     bd = _byte_decoder()
     out = dict(words=0, tokens=0, word_tokens=0, continued=0, byte=0, unk=0, fail=0, chars=0, bytes=0)
     count, whole = dict.fromkeys(letters, 0), dict.fromkeys(letters, 0)
+    form_count, form_whole = {}, {}
     unk = None if tok.unk_token == tok.eos_token else tok.unk_token_id  # byte-level BPE: no UNK
     for text in texts:
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -196,11 +206,13 @@ def brute_force(tok, texts, letters, byte_level):
         for pos, ch in enumerate(text):
             if ch.lower() in count:
                 count[ch.lower()] += 1
+                form_count[ch] = form_count.get(ch, 0) + 1
                 cover = [k for k, (s, e) in enumerate(offs) if s <= pos < e]
                 if len(cover) == 1 and texts_of[cover[0]] is not None and ch.lower() in texts_of[cover[0]].lower():
                     whole[ch.lower()] += 1
+                    form_whole[ch] = form_whole.get(ch, 0) + 1
         out["fail"] += tok.decode(ids, skip_special_tokens=False) != text
-    out["count"], out["whole"] = count, whole
+    out["count"], out["whole"], out["form_count"], out["form_whole"] = count, whole, form_count, form_whole
     return out
 
 
@@ -232,7 +244,11 @@ def test_matches_brute_force_in_any_batching(which, request):
             assert r.letter_coverage[c]["count"] == bf["count"][c], c
             expected = bf["whole"][c] / bf["count"][c] if bf["count"][c] else None
             assert r.letter_coverage[c]["whole_share"] == pytest.approx(expected), c
-    assert sum(bf["count"].values()) > 20  # the corpus does exercise the letters
+            for form, v in r.letter_coverage[c]["forms"].items():
+                assert v["count"] == bf["form_count"].get(form, 0), form
+                if v["count"]:
+                    assert v["whole_share"] == pytest.approx(bf["form_whole"].get(form, 0) / v["count"]), form
+    assert sum(bf["count"].values()) > 20 and len(bf["form_count"]) > 12  # the corpus exercises the letters
 
 
 def test_wordpiece_matches_brute_force(wordpiece):
@@ -308,7 +324,8 @@ def test_report_dict_keys_and_json(bbpe):
     assert d["language"] == "ba" and d["thresholds"] == DiagnosticThresholds().to_dict()
     assert json.loads(json.dumps(d, ensure_ascii=False)) == d
     md = TokenizerReport(**d).to_markdown()
-    assert "| fertility (tokens per word) | 3.4 |" in md and "| ә | 2 | 0 | False |" in md
+    assert "| fertility (tokens per word) | 3.4 |" in md
+    assert "| ә | 2 | 0 | False | ә: 2, 0, False; Ә: 0, None, False |" in md
 
 
 def test_eos_as_unk_token_is_not_counted(bbpe):
@@ -407,6 +424,8 @@ def test_mini_gpt2_ru_falls_back_on_bashkir_letters(mini_gpt2_ru, shared_data):
     assert r.byte_fallback_rate > 0.005 and r.roundtrip_ok and r.unk_rate == 0.0 and r.fertility > 3
     assert r.letter_coverage["ҫ"]["in_vocab"] is False and r.letter_coverage["ҫ"]["whole_share"] == 0.0
     assert r.letter_coverage["ә"]["in_vocab"] is True and r.letter_coverage["ә"]["whole_share"] > 0.9
+    capital = r.letter_coverage["ә"]["forms"]["Ә"]  # no capital has a token: always byte pieces
+    assert capital["in_vocab"] is False and (capital["count"] == 0 or capital["whole_share"] == 0.0)
     assert r.n_byte_fallback_tokens >= 2 * r.letter_coverage["ҫ"]["count"]
     assert any(w.startswith("fertility is") for w in r.warnings)
     assert any(w.startswith("letter_coverage") and "ҫ 0.00 (in no token)" in w for w in r.warnings)

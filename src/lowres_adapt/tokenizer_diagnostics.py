@@ -22,7 +22,9 @@ Definitions (all pooled over the corpus: sums first, one division at the end):
 - **letter_coverage**: per special letter of the language (key: the lower-case letter; both cases are
   counted): ``count``, ``whole_share`` (share of occurrences covered by exactly one token whose decoded
   text holds the letter, so a letter split across byte tokens, or swallowed by ``[UNK]``, is not whole)
-  and ``in_vocab`` (some non-special vocabulary token decodes to text containing the letter).
+  and ``in_vocab`` (some non-special vocabulary token decodes to text containing the letter); ``forms``
+  gives the same three numbers per written form (``"ә"``, ``"Ә"``), where ``in_vocab`` is case-sensitive:
+  many tokenizers have the lower-case letter and fall back to bytes for the capital.
 - **roundtrip_ok**: ``decode(encode(text)) == text`` for every text (decoding with the tokenizer's own
   decoder, special tokens kept); the first mismatches are kept with their position.
 - **parity** = Σ tokens of target sentences / Σ tokens of reference sentences over parallel pairs
@@ -44,22 +46,15 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import itertools
-import json
 import math
 import os
-import re
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import numpy as np
-
+from ._tokenizer_counts import Counter, TokenizerFacts, iter_batches, parity
 from .languages import BASHKIR, LanguageProfile, get_language
 
-_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 _NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", None)
 
 
@@ -189,9 +184,12 @@ class TokenizerReport:
             rows += [(f"parity vs {k}", v) for k, v in parities.items()]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in rows]
         if self.letter_coverage:
-            lines += ["", "| letter | count | whole share | in vocabulary |", "| --- | --- | --- | --- |"]
-            lines += [f"| {c} | {v['count']} | {_fmt(v['whole_share'])} | {v['in_vocab']} |"
-                      for c, v in self.letter_coverage.items()]
+            lines += ["", "| letter | count | whole share | in vocabulary | by form: count, whole share, in vocabulary |",
+                      "| --- | --- | --- | --- | --- |"]
+            for c, v in self.letter_coverage.items():
+                forms = "; ".join(f"{f}: {x['count']}, {_fmt(x['whole_share'])}, {x['in_vocab']}"
+                                  for f, x in v.get("forms", {}).items())
+                lines.append(f"| {c} | {v['count']} | {_fmt(v['whole_share'])} | {v['in_vocab']} | {forms} |")
         if self.roundtrip_mismatches:
             lines += ["", "Round-trip mismatches (first ones):", ""]
             lines += [f"- text {m['index']}, character {m['position']}: `{m['original']!r}` -> "
@@ -276,12 +274,12 @@ def diagnose_tokenizer(
     lang = get_language(language)
     limits = _thresholds(thresholds)
     _check_options(normalization, batch_size, max_batch_chars, max_examples)
-    tok = _Tok.load(tokenizer_or_path, name)
-    acc = _Accumulator(tok, lang, max_examples)
-    for start, batch in _batches(texts, normalization, batch_size, max_batch_chars, progress, "texts"):
-        acc.update(batch, start)
-    parity, n_pairs = _parity([tok], parallel, normalization, batch_size)
-    return acc.report(limits, normalization, parity[0], n_pairs)
+    tok = TokenizerFacts.load(tokenizer_or_path, name)
+    counter = Counter(tok, lang, max_examples)
+    for start, batch in iter_batches(texts, normalization, batch_size, max_batch_chars, progress):
+        counter.update(batch, start)
+    parities, n_pairs = parity([tok], parallel, normalization, batch_size)
+    return _report(counter, lang, limits, normalization, parities[0], n_pairs)
 
 
 def compare_tokenizers(
@@ -313,7 +311,7 @@ def compare_tokenizers(
         ...                               ba[:2], names=["en-bpe", "ba-bpe"], progress=False)
         >>> table[0]["fertility"] > table[1]["fertility"]
         True
-        >>> print(table.to_markdown().splitlines()[0][:40])
+        >>> print(table.to_markdown().splitlines()[0][:38])
         | tokenizer | vocab_size | fertility |
     """
     if isinstance(tokenizers, (str, os.PathLike)) or not isinstance(tokenizers, Sequence) or not tokenizers:
@@ -324,13 +322,13 @@ def compare_tokenizers(
     lang = get_language(language)
     limits = _thresholds(thresholds)
     _check_options(normalization, batch_size, max_batch_chars, 5)
-    toks = [_Tok.load(t, None if names is None else names[i]) for i, t in enumerate(tokenizers)]
-    accs = [_Accumulator(t, lang, 5) for t in toks]
-    for start, batch in _batches(texts, normalization, batch_size, max_batch_chars, progress, "texts"):
-        for acc in accs:
-            acc.update(batch, start)
-    parities, n_pairs = _parity(toks, parallel, normalization, batch_size)
-    reports = [acc.report(limits, normalization, p, n_pairs) for acc, p in zip(accs, parities, strict=True)]
+    toks = [TokenizerFacts.load(t, None if names is None else names[i]) for i, t in enumerate(tokenizers)]
+    counters = [Counter(t, lang, 5) for t in toks]
+    for start, batch in iter_batches(texts, normalization, batch_size, max_batch_chars, progress):
+        for counter in counters:
+            counter.update(batch, start)
+    parities, n_pairs = parity(toks, parallel, normalization, batch_size)
+    reports = [_report(c, lang, limits, normalization, p, n_pairs) for c, p in zip(counters, parities, strict=True)]
     seen: dict[str, int] = {}
     rows = []
     for rep in reports:
@@ -377,285 +375,25 @@ def _check_options(normalization: Any, batch_size: Any, max_batch_chars: Any, ma
         raise ValueError(f"max_examples must be an int >= 0, got {max_examples!r}")
 
 
-def _normalize(text: Any, normalization: str | None, where: str) -> str:
-    if not isinstance(text, str):
-        raise ValueError(f"{where} must hold strings, got {type(text).__name__}: {text!r:.60}")
-    if normalization and not unicodedata.is_normalized(normalization, text):
-        return unicodedata.normalize(normalization, text)
-    return text
-
-
-def _batches(texts: Iterable[str], normalization: str | None, batch_size: int, max_chars: int,
-             progress: bool | None, what: str) -> Iterator[tuple[int, list[str]]]:
-    """Yields (index of the first text, batch) with at most batch_size texts and ~max_chars characters."""
-    if isinstance(texts, (str, bytes)):
-        raise ValueError(f"{what} must be an iterable of strings (documents), not one {type(texts).__name__}; "
-                         "wrap a single text in a list: [text]")
-    from tqdm.auto import tqdm
-
-    total = len(texts) if isinstance(texts, Sized) else None
-    bar = tqdm(total=total, unit="text", desc="diagnosing tokenizer",
-               disable=None if progress is None else not progress)
-    start, batch, chars = 0, [], 0
-    try:
-        for text in texts:
-            text = _normalize(text, normalization, what)
-            batch.append(text)
-            chars += len(text)
-            if len(batch) >= batch_size or chars >= max_chars:
-                yield start, batch
-                bar.update(len(batch))
-                start, batch, chars = start + len(batch), [], 0
-        if batch:
-            yield start, batch
-            bar.update(len(batch))
-    finally:
-        bar.close()
-
-
-@functools.lru_cache(maxsize=1)
-def _whitespace_table() -> np.ndarray:
-    """Boolean look-up by code point: True for the characters str.split() splits on (all are < U+3001)."""
-    table = np.zeros(0x3002, dtype=bool)  # the last slot stands for every code point above U+3000
-    for cp in range(0x3001):
-        if chr(cp).isspace():
-            table[cp] = True
-    return table
-
-
-class _Tok:
-    """A fast tokenizer's Rust backend plus the per-vocabulary facts the diagnostics look up by id."""
-
-    def __init__(self, backend: Any, name: str):
-        self.backend = backend
-        self.name = name
-        vocab = backend.get_vocab(with_added_tokens=True)
-        self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
-        size = max(vocab.values(), default=-1) + 1
-        ids = sorted(vocab.values())
-        pieces = [""] * size
-        for piece, i in vocab.items():
-            pieces[i] = piece
-        decoded = [""] * size
-        for i, text in zip(ids, backend.decode_batch([[i] for i in ids], skip_special_tokens=False), strict=True):
-            decoded[i] = text
-        self.special = np.zeros(size, dtype=bool)
-        for i, added in backend.get_added_tokens_decoder().items():
-            if added.special and i < size:
-                self.special[i] = True
-        # A byte piece: a SentencePiece <0xNN> token, or a token whose own bytes are not whole UTF-8
-        # characters (decoding it alone gives U+FFFD, the replacement character, which its text lacks).
-        self.byte_piece = np.fromiter(
-            (bool(_BYTE_TOKEN.fullmatch(p)) or ("\ufffd" in d and "\ufffd" not in p)
-             for p, d in zip(pieces, decoded, strict=True)), dtype=bool, count=size)
-        self.text_lower = [unicodedata.normalize("NFC", d).lower() for d in decoded]
-        self.unk_id = self._unk_id()
-
-    def _unk_id(self) -> int | None:
-        # The *model's* unknown token: GPT-2 style tokenizers often set unk_token = eos in their config,
-        # but their byte-level BPE can never produce it, so the config's unk_token_id would be wrong here.
-        model = json.loads(self.backend.to_str()).get("model", {})
-        if model.get("unk_token") is not None:
-            return self.backend.token_to_id(model["unk_token"])
-        if model.get("unk_id") is not None:  # Unigram
-            return int(model["unk_id"])
-        return None
-
-    @classmethod
-    def load(cls, obj: Any, name: str | None) -> _Tok:
-        try:
-            from tokenizers import Tokenizer
-        except ImportError:  # pragma: no cover - tokenizers is a dependency
-            Tokenizer = ()  # noqa: N806
-        if isinstance(obj, (str, os.PathLike)):
-            from transformers import AutoTokenizer
-
-            label = str(obj)
-            obj = AutoTokenizer.from_pretrained(label)
-            name = name or label
-        if isinstance(obj, Tokenizer):
-            backend = obj
-        elif getattr(obj, "backend_tokenizer", None) is not None:
-            backend = obj.backend_tokenizer
-            name = name or getattr(obj, "name_or_path", "") or ""
-        else:
-            raise ValueError(
-                f"diagnose_tokenizer needs a fast (Rust) tokenizer for character offsets, got "
-                f"{type(obj).__name__}; load it with AutoTokenizer.from_pretrained(path, use_fast=True), "
-                "or pass a tokenizers.Tokenizer")
-        if backend.truncation is not None or backend.padding is not None:
-            # Work on a copy without truncation/padding: diagnostics must see every token, and the
-            # caller's tokenizer must stay as it was.
-            backend = Tokenizer.from_str(backend.to_str())
-            backend.no_truncation()
-            backend.no_padding()
-        return cls(backend, name or type(obj).__name__)
-
-
-class _Accumulator:
-    """Running sums of the diagnostics for one tokenizer; ``update`` takes a batch, ``report`` finishes."""
-
-    def __init__(self, tok: _Tok, language: LanguageProfile, max_examples: int):
-        self.tok = tok
-        self.language = language
-        self.max_examples = max_examples
-        self.letters = list(language.special_letters)
-        lut_size = max((ord(c) for c in language.special_letters_all_cases), default=-1) + 2
-        self.letter_lut = np.full(lut_size, -1, dtype=np.int64)  # code point -> letter index, -1: none
-        for j, c in enumerate(self.letters):
-            for form in {c, c.upper(), c.title()}:
-                if len(form) == 1:
-                    self.letter_lut[ord(form)] = j
-        contains = np.zeros((len(tok.text_lower), len(self.letters)), dtype=bool)
-        for j, c in enumerate(self.letters):
-            contains[:, j] = np.fromiter((c in t for t in tok.text_lower), dtype=bool, count=len(tok.text_lower))
-        self.contains = contains
-        self.in_vocab = (contains & ~tok.special[:, None]).any(axis=0)
-        self.n_texts = self.n_words = self.n_tokens = self.n_chars = self.n_bytes = 0
-        self.word_tokens = self.continued = self.n_unk = self.n_byte = self.failures = 0
-        self.letter_count = np.zeros(len(self.letters), dtype=np.int64)
-        self.letter_whole = np.zeros(len(self.letters), dtype=np.int64)
-        self.mismatches: list[dict[str, Any]] = []
-
-    def update(self, batch: list[str], start: int) -> None:
-        enc = self.tok.backend.encode_batch(batch, add_special_tokens=False)
-        id_lists = [e.ids for e in enc]
-        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
-        total = int(lens.sum())
-        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
-        offsets = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(e.offsets for e in enc)),
-                              dtype=np.int64, count=2 * total).reshape(total, 2)
-        # One string for the batch, texts joined by "\n" (whitespace, so no word crosses a text boundary);
-        # token offsets are shifted to positions in it.
-        joined = "\n".join(batch)
-        text_lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
-        text_starts = np.concatenate(([0], np.cumsum(text_lens + 1)[:-1]))
-        shift = np.repeat(text_starts, lens)
-        s, e = offsets[:, 0] + shift, offsets[:, 1] + shift
-        cp = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4")
-        n = cp.size
-
-        self.n_texts += len(batch)
-        self.n_tokens += total
-        self.n_chars += int(text_lens.sum())
-        self.n_bytes += len(joined.encode("utf-8")) - (len(batch) - 1)
-        self.n_byte += int(self.tok.byte_piece[ids].sum())
-        if self.tok.unk_id is not None:
-            self.n_unk += int((ids == self.tok.unk_id).sum())
-
-        # Words: maximal runs of non-whitespace characters; wid = word index of each character.
-        ws_table = _whitespace_table()
-        nonws = ~ws_table[np.minimum(cp, ws_table.size - 1)]
-        word_start = nonws.copy()
-        word_start[1:] &= ~nonws[:-1]
-        wid = np.cumsum(word_start) - 1
-        n_words = int(wid[-1] + 1) if n else 0
-        self.n_words += n_words
-        span = e > s  # tokens with an empty span (specials) cover no character
-        sv, ev, iv = s[span], e[span], ids[span]
-        if n_words and sv.size:
-            pos = np.arange(n)
-            next_nonws = np.minimum.accumulate(np.where(nonws, pos, n)[::-1])[::-1]
-            prev_nonws = np.maximum.accumulate(np.where(nonws, pos, -1))
-            first, last = next_nonws[sv], prev_nonws[ev - 1]
-            inside = first <= last  # the token holds a non-whitespace character
-            w_first, w_last = wid[first[inside]], wid[last[inside]]
-            # tokens per word: +1 on every word from w_first to w_last (difference array)
-            per_word = np.cumsum(np.bincount(w_first, minlength=n_words + 1)
-                                 - np.bincount(w_last + 1, minlength=n_words + 1))[:n_words]
-            self.word_tokens += int(per_word.sum())
-            self.continued += int((per_word >= 2).sum())
-
-        if self.letters:
-            lut = self.letter_lut
-            letter = lut[np.minimum(cp, lut.size - 1)]
-            where = np.flatnonzero(letter >= 0)
-            if where.size:
-                which = letter[where]
-                self.letter_count += np.bincount(which, minlength=len(self.letters))
-                cover = np.cumsum(np.bincount(sv, minlength=n + 1) - np.bincount(ev, minlength=n + 1))[:n]
-                if sv.size > 1 and not (sv[1:] >= sv[:-1]).all():
-                    order = np.argsort(sv, kind="stable")
-                    sv, ev, iv = sv[order], ev[order], iv[order]
-                k = np.searchsorted(sv, where, side="right") - 1
-                one = (cover[where] == 1) & (k >= 0)
-                k, at, which1 = k[one], where[one], which[one]
-                whole = (ev[k] > at) & self.contains[iv[k], which1]
-                self.letter_whole += np.bincount(which1[whole], minlength=len(self.letters))
-
-        decoded = self.tok.backend.decode_batch(id_lists, skip_special_tokens=False)
-        for i, (text, back) in enumerate(zip(batch, decoded, strict=True)):
-            if text != back:
-                self.failures += 1
-                if len(self.mismatches) < self.max_examples:
-                    self.mismatches.append(_mismatch(start + i, text, back))
-
-    def report(self, limits: DiagnosticThresholds, normalization: str | None,
-               parity: float | dict[str, float] | None, n_pairs: int | dict[str, int] | None) -> TokenizerReport:
-        if self.n_words == 0:
-            raise ValueError(
-                f"the texts given to diagnose tokenizer {self.tok.name!r} hold no words ({self.n_texts} texts, "
-                "all empty or whitespace); pass documents of the language")
-        coverage = {
-            c: {"count": int(self.letter_count[j]),
-                "whole_share": float(self.letter_whole[j] / self.letter_count[j]) if self.letter_count[j] else None,
-                "in_vocab": bool(self.in_vocab[j])}
-            for j, c in enumerate(self.letters)
-        }
-        tokens = max(self.n_tokens, 1)
-        rep = TokenizerReport(
-            tokenizer_name=self.tok.name, language=self.language.code, vocab_size=self.tok.vocab_size,
-            n_texts=self.n_texts, n_words=self.n_words, n_tokens=self.n_tokens, n_chars=self.n_chars,
-            n_bytes=self.n_bytes, fertility=self.word_tokens / self.n_words,
-            continued_word_rate=self.continued / self.n_words, chars_per_token=self.n_chars / tokens,
-            bytes_per_token=self.n_bytes / tokens, unk_rate=self.n_unk / tokens,
-            byte_fallback_rate=self.n_byte / tokens, n_unk_tokens=self.n_unk, n_byte_fallback_tokens=self.n_byte,
-            roundtrip_ok=self.failures == 0, n_roundtrip_failures=self.failures,
-            roundtrip_mismatches=list(self.mismatches), letter_coverage=coverage, thresholds=limits.to_dict(),
-            warnings=[], normalization=normalization, parity=parity, n_parallel_pairs=n_pairs,
-        )
-        rep.warnings = _warnings(rep, limits, self.language)
-        return rep
-
-
-def _mismatch(index: int, text: str, back: str, context: int = 20) -> dict[str, Any]:
-    pos = next((i for i, (a, b) in enumerate(zip(text, back, strict=False)) if a != b), min(len(text), len(back)))
-    lo = max(pos - context, 0)
-    return {"index": index, "position": pos, "original": text[lo:pos + context],
-            "decoded": back[lo:pos + context]}
-
-
-def _parity(toks: list[_Tok], parallel: Any, normalization: str | None, batch_size: int
-            ) -> tuple[list[Any], Any]:
-    """Per tokenizer: Σ target tokens / Σ reference tokens (a float, or a dict for a dict of pair lists)."""
-    if parallel is None:
-        return [None] * len(toks), None
-    if isinstance(parallel, Mapping):
-        if not parallel:
-            raise ValueError("parallel is an empty dict; give {reference_name: [(target, reference), ...]}")
-        per = {label: _parity(toks, pairs, normalization, batch_size) for label, pairs in parallel.items()}
-        return ([{label: per[label][0][i] for label in per} for i in range(len(toks))],
-                {label: per[label][1] for label in per})
-    if isinstance(parallel, (str, bytes)):
-        raise ValueError("parallel must be a list of (target_sentence, reference_sentence) pairs, got a string")
-    sums = np.zeros((len(toks), 2), dtype=np.int64)
-    n_pairs = 0
-    iter_pairs = iter(parallel)
-    for chunk in iter(lambda: list(itertools.islice(iter_pairs, batch_size)), []):
-        targets, refs = [], []
-        for k, pair in enumerate(chunk):
-            if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
-                raise ValueError(f"parallel[{n_pairs + k}] must be a (target_sentence, reference_sentence) pair, "
-                                 f"got {pair!r:.80}")
-            targets.append(_normalize(pair[0], normalization, "parallel pairs"))
-            refs.append(_normalize(pair[1], normalization, "parallel pairs"))
-        n_pairs += len(chunk)
-        for t, tok in enumerate(toks):
-            for col, side in enumerate((targets, refs)):
-                sums[t, col] += sum(len(x) for x in tok.backend.encode_batch(side, add_special_tokens=False))
-    if n_pairs == 0 or (sums[:, 1] == 0).any():
-        raise ValueError(f"parity needs parallel pairs whose reference sentences are not empty, got {n_pairs} pairs")
-    return [float(a / b) for a, b in sums], n_pairs
+def _report(c: Counter, lang: LanguageProfile, limits: DiagnosticThresholds, normalization: str | None,
+            parity: Any, n_pairs: Any) -> TokenizerReport:
+    if c.n_words == 0:
+        raise ValueError(
+            f"the texts given to diagnose tokenizer {c.tok.name!r} hold no words ({c.n_texts} texts, all empty "
+            "or whitespace); pass documents of the language")
+    tokens = max(c.n_tokens, 1)
+    rep = TokenizerReport(
+        tokenizer_name=c.tok.name, language=lang.code, vocab_size=c.tok.vocab_size, n_texts=c.n_texts,
+        n_words=c.n_words, n_tokens=c.n_tokens, n_chars=c.n_chars, n_bytes=c.n_bytes,
+        fertility=c.word_tokens / c.n_words, continued_word_rate=c.continued / c.n_words,
+        chars_per_token=c.n_chars / tokens, bytes_per_token=c.n_bytes / tokens, unk_rate=c.n_unk / tokens,
+        byte_fallback_rate=c.n_byte / tokens, n_unk_tokens=c.n_unk, n_byte_fallback_tokens=c.n_byte,
+        roundtrip_ok=c.failures == 0, n_roundtrip_failures=c.failures, roundtrip_mismatches=list(c.mismatches),
+        letter_coverage=c.letter_coverage(), thresholds=limits.to_dict(), warnings=[],
+        normalization=normalization, parity=parity, n_parallel_pairs=n_pairs,
+    )
+    rep.warnings = _warnings(rep, limits, lang)
+    return rep
 
 
 def _warnings(rep: TokenizerReport, limits: DiagnosticThresholds, lang: LanguageProfile) -> list[str]:

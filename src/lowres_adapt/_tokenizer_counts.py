@@ -1,0 +1,305 @@
+"""The counting engine behind :mod:`lowres_adapt.tokenizer_diagnostics`: streams texts through a fast
+tokenizer in batches and keeps running sums (words, tokens, byte pieces, letters, round trips).
+
+Per batch there is one Rust ``encode_batch`` and one ``decode_batch`` call; everything else is NumPy
+over the batch's characters and tokens, so the cost per token stays small next to the encoding itself.
+Word boundaries, token-to-word mapping and letter coverage are computed on one string per batch (the
+texts joined by "\\n", which is whitespace, so no word crosses a text boundary), with token offsets
+shifted into it. The definitions are documented in ``tokenizer_diagnostics``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from typing import Any
+
+import numpy as np
+
+from .languages import LanguageProfile
+
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+def normalize_text(text: Any, normalization: str | None, where: str) -> str:
+    """``text`` in Unicode form ``normalization`` (None: unchanged); a non-string raises ValueError."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where} must hold strings, got {type(text).__name__}: {text!r:.60}")
+    if normalization and not unicodedata.is_normalized(normalization, text):
+        return unicodedata.normalize(normalization, text)
+    return text
+
+
+def iter_batches(texts: Iterable[str], normalization: str | None, batch_size: int, max_chars: int,
+                 progress: bool | None, what: str = "texts") -> Iterator[tuple[int, list[str]]]:
+    """Yields (index of the batch's first text, normalised texts): at most ``batch_size`` texts and
+    about ``max_chars`` characters each, with a tqdm bar (``progress=None``: only on a terminal)."""
+    if isinstance(texts, (str, bytes)):
+        raise ValueError(f"{what} must be an iterable of strings (documents), not one {type(texts).__name__}; "
+                         "wrap a single text in a list: [text]")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(texts) if isinstance(texts, Sized) else None, unit="text", desc="diagnosing tokenizer",
+               disable=None if progress is None else not progress)
+    start, batch, chars = 0, [], 0
+    try:
+        for text in texts:
+            text = normalize_text(text, normalization, what)
+            batch.append(text)
+            chars += len(text)
+            if len(batch) >= batch_size or chars >= max_chars:
+                yield start, batch
+                bar.update(len(batch))
+                start, batch, chars = start + len(batch), [], 0
+        if batch:
+            yield start, batch
+            bar.update(len(batch))
+    finally:
+        bar.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _whitespace_table() -> np.ndarray:
+    """Boolean look-up by code point: True for the characters str.split() splits on (all are < U+3001)."""
+    table = np.zeros(0x3002, dtype=bool)  # the last slot stands for every code point above U+3000
+    for cp in range(0x3001):
+        table[cp] = chr(cp).isspace()
+    return table
+
+
+class TokenizerFacts:
+    """A fast tokenizer's Rust backend plus the per-vocabulary facts looked up by token id."""
+
+    def __init__(self, backend: Any, name: str):
+        self.backend = backend
+        self.name = name
+        vocab = backend.get_vocab(with_added_tokens=True)
+        self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
+        size = max(vocab.values(), default=-1) + 1
+        ids = sorted(vocab.values())
+        pieces = [""] * size
+        for piece, i in vocab.items():
+            pieces[i] = piece
+        decoded = [""] * size
+        for i, text in zip(ids, backend.decode_batch([[i] for i in ids], skip_special_tokens=False), strict=True):
+            decoded[i] = text
+        self.special = np.zeros(size, dtype=bool)
+        for i, added in backend.get_added_tokens_decoder().items():
+            if added.special and i < size:
+                self.special[i] = True
+        # A byte piece: a SentencePiece <0xNN> token, or a token whose own bytes are not whole UTF-8
+        # characters (decoding it alone gives U+FFFD, the replacement character, which its text lacks).
+        self.byte_piece = np.fromiter(
+            (bool(_BYTE_TOKEN.fullmatch(p)) or ("\ufffd" in d and "\ufffd" not in p)
+             for p, d in zip(pieces, decoded, strict=True)), dtype=bool, count=size)
+        self.text = [unicodedata.normalize("NFC", d) for d in decoded]  # what each token id decodes to
+        self.unk_id = self._unk_id()
+
+    def _unk_id(self) -> int | None:
+        # The *model's* unknown token: GPT-2 style tokenizers often set unk_token = eos in their config,
+        # but their byte-level BPE can never produce it, so the config's unk_token_id would be wrong here.
+        model = json.loads(self.backend.to_str()).get("model", {})
+        if model.get("unk_token") is not None:
+            return self.backend.token_to_id(model["unk_token"])
+        if model.get("unk_id") is not None:  # Unigram
+            return int(model["unk_id"])
+        return None
+
+    @classmethod
+    def load(cls, obj: Any, name: str | None) -> TokenizerFacts:
+        """From a fast transformers tokenizer, a ``tokenizers.Tokenizer``, or a path / hub id."""
+        from tokenizers import Tokenizer
+
+        if isinstance(obj, (str, os.PathLike)):
+            from transformers import AutoTokenizer
+
+            name = name or str(obj)
+            obj = AutoTokenizer.from_pretrained(str(obj))
+        if isinstance(obj, Tokenizer):
+            backend = obj
+        elif getattr(obj, "backend_tokenizer", None) is not None:
+            backend = obj.backend_tokenizer
+            name = name or getattr(obj, "name_or_path", "") or ""
+        else:
+            raise ValueError(
+                f"diagnose_tokenizer needs a fast (Rust) tokenizer for character offsets, got "
+                f"{type(obj).__name__}; load it with AutoTokenizer.from_pretrained(path, use_fast=True), "
+                "or pass a tokenizers.Tokenizer")
+        if backend.truncation is not None or backend.padding is not None:
+            # Work on a copy without truncation/padding: diagnostics must see every token, and the
+            # caller's tokenizer must stay as it was.
+            backend = Tokenizer.from_str(backend.to_str())
+            backend.no_truncation()
+            backend.no_padding()
+        return cls(backend, name or type(obj).__name__)
+
+
+class Counter:
+    """Running sums of the diagnostics of one tokenizer on one language; ``update`` takes a batch."""
+
+    def __init__(self, tok: TokenizerFacts, language: LanguageProfile, max_examples: int):
+        self.tok = tok
+        self.max_examples = max_examples
+        self.letters = list(language.special_letters)
+        # Each letter's written forms (lower, upper, title case when a single character): counted per form,
+        # reported per letter.
+        self.forms: list[str] = []
+        self.form_letter: list[int] = []
+        for j, c in enumerate(self.letters):
+            for form in dict.fromkeys((c, c.upper(), c.title())):
+                if len(form) == 1:
+                    self.forms.append(form)
+                    self.form_letter.append(j)
+        self.form_lut = np.full(max((ord(f) for f in self.forms), default=-1) + 2, -1, dtype=np.int64)
+        for f, form in enumerate(self.forms):
+            self.form_lut[ord(form)] = f
+        # contains[id, f]: token id decodes to text holding form f's letter, in either case (a lower-casing
+        # normalizer keeps the letter: the round trip reports the lost case)
+        lower = [t.lower() for t in tok.text]
+        self.contains = np.zeros((len(lower), len(self.forms)), dtype=bool)
+        exact = np.zeros_like(self.contains)
+        for f, form in enumerate(self.forms):
+            letter = self.letters[self.form_letter[f]]
+            self.contains[:, f] = np.fromiter((letter in t for t in lower), dtype=bool, count=len(lower))
+            exact[:, f] = np.fromiter((form in t for t in tok.text), dtype=bool, count=len(lower))
+        self.form_in_vocab = (exact & ~tok.special[:, None]).any(axis=0)
+        self.letter_in_vocab = [(self.contains[:, f] & ~tok.special).any() for f in range(len(self.forms))]
+        self.n_texts = self.n_words = self.n_tokens = self.n_chars = self.n_bytes = 0
+        self.word_tokens = self.continued = self.n_unk = self.n_byte = self.failures = 0
+        self.form_count = np.zeros(len(self.forms), dtype=np.int64)
+        self.form_whole = np.zeros(len(self.forms), dtype=np.int64)
+        self.mismatches: list[dict[str, Any]] = []
+
+    def update(self, batch: list[str], start: int) -> None:
+        """Adds the counts of ``batch`` (texts ``start``, ``start + 1``, ... of the corpus)."""
+        enc = self.tok.backend.encode_batch(batch, add_special_tokens=False)
+        id_lists = [e.ids for e in enc]
+        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
+        total = int(lens.sum())
+        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        flat = itertools.chain.from_iterable(itertools.chain.from_iterable(e.offsets for e in enc))
+        offsets = np.fromiter(flat, dtype=np.int64, count=2 * total).reshape(total, 2)
+        joined = "\n".join(batch)
+        text_lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
+        shift = np.repeat(np.concatenate(([0], np.cumsum(text_lens + 1)[:-1])), lens)
+        s, e = offsets[:, 0] + shift, offsets[:, 1] + shift  # token spans in `joined`
+        cp = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4")  # code point of each character
+        n = cp.size
+
+        self.n_texts += len(batch)
+        self.n_tokens += total
+        self.n_chars += int(text_lens.sum())
+        self.n_bytes += len(joined.encode("utf-8")) - (len(batch) - 1)
+        self.n_byte += int(self.tok.byte_piece[ids].sum())
+        if self.tok.unk_id is not None:
+            self.n_unk += int((ids == self.tok.unk_id).sum())
+
+        # Words: maximal runs of non-whitespace characters; wid = word index of each character.
+        ws_table = _whitespace_table()
+        nonws = ~ws_table[np.minimum(cp, ws_table.size - 1)]
+        word_start = nonws.copy()
+        word_start[1:] &= ~nonws[:-1]
+        wid = np.cumsum(word_start) - 1
+        n_words = int(wid[-1] + 1) if n else 0
+        self.n_words += n_words
+        span = e > s  # tokens with an empty span (special tokens) cover no character
+        sv, ev, iv = s[span], e[span], ids[span]
+        if n_words and sv.size:
+            pos = np.arange(n)
+            next_nonws = np.minimum.accumulate(np.where(nonws, pos, n)[::-1])[::-1]
+            prev_nonws = np.maximum.accumulate(np.where(nonws, pos, -1))
+            first, last = next_nonws[sv], prev_nonws[ev - 1]
+            inside = first <= last  # the token holds a non-whitespace character
+            w_first, w_last = wid[first[inside]], wid[last[inside]]
+            # tokens per word: +1 on every word from w_first to w_last (a difference array)
+            per_word = np.cumsum(np.bincount(w_first, minlength=n_words + 1)
+                                 - np.bincount(w_last + 1, minlength=n_words + 1))[:n_words]
+            self.word_tokens += int(per_word.sum())
+            self.continued += int((per_word >= 2).sum())
+
+        if self.forms:
+            lut = self.form_lut
+            form = lut[np.minimum(cp, lut.size - 1)]
+            where = np.flatnonzero(form >= 0)
+            if where.size:
+                which = form[where]
+                self.form_count += np.bincount(which, minlength=len(self.forms))
+                # whole: exactly one token covers the character and that token's text holds the letter
+                cover = np.cumsum(np.bincount(sv, minlength=n + 1) - np.bincount(ev, minlength=n + 1))[:n]
+                if sv.size > 1 and not (sv[1:] >= sv[:-1]).all():
+                    order = np.argsort(sv, kind="stable")
+                    sv, ev, iv = sv[order], ev[order], iv[order]
+                k = np.searchsorted(sv, where, side="right") - 1  # last token starting at or before it
+                one = (cover[where] == 1) & (k >= 0)
+                k, at, which1 = k[one], where[one], which[one]
+                whole = (ev[k] > at) & self.contains[iv[k], which1]
+                self.form_whole += np.bincount(which1[whole], minlength=len(self.forms))
+
+        decoded = self.tok.backend.decode_batch(id_lists, skip_special_tokens=False)
+        for i, (text, back) in enumerate(zip(batch, decoded, strict=True)):
+            if text != back:
+                self.failures += 1
+                if len(self.mismatches) < self.max_examples:
+                    self.mismatches.append(_mismatch(start + i, text, back))
+
+    def letter_coverage(self) -> dict[str, dict[str, Any]]:
+        """{letter: {"count", "whole_share", "in_vocab", "forms": {form: {"count", "whole_share", "in_vocab"}}}}."""
+        out = {}
+        for j, c in enumerate(self.letters):
+            fs = [f for f in range(len(self.forms)) if self.form_letter[f] == j]
+            count = int(self.form_count[fs].sum())
+            whole = int(self.form_whole[fs].sum())
+            out[c] = {
+                "count": count, "whole_share": whole / count if count else None,
+                "in_vocab": bool(self.letter_in_vocab[fs[0]]) if fs else False,
+                "forms": {self.forms[f]: {"count": int(self.form_count[f]),
+                                          "whole_share": (float(self.form_whole[f] / self.form_count[f])
+                                                          if self.form_count[f] else None),
+                                          "in_vocab": bool(self.form_in_vocab[f])} for f in fs},
+            }
+        return out
+
+
+def _mismatch(index: int, text: str, back: str, context: int = 20) -> dict[str, Any]:
+    pos = next((i for i, (a, b) in enumerate(zip(text, back, strict=False)) if a != b), min(len(text), len(back)))
+    lo = max(pos - context, 0)
+    return {"index": index, "position": pos, "original": text[lo:pos + context], "decoded": back[lo:pos + context]}
+
+
+def parity(toks: list[TokenizerFacts], parallel: Any, normalization: str | None, batch_size: int
+           ) -> tuple[list[Any], Any]:
+    """Per tokenizer Σ target tokens / Σ reference tokens, and the number of pairs; for a dict of pair
+    lists, a dict of each (one entry per reference); ``parallel=None`` gives Nones."""
+    if parallel is None:
+        return [None] * len(toks), None
+    if isinstance(parallel, Mapping):
+        if not parallel:
+            raise ValueError("parallel is an empty dict; give {reference_name: [(target, reference), ...]}")
+        per = {label: parity(toks, pairs, normalization, batch_size) for label, pairs in parallel.items()}
+        return ([{label: per[label][0][i] for label in per} for i in range(len(toks))],
+                {label: per[label][1] for label in per})
+    if isinstance(parallel, (str, bytes)):
+        raise ValueError("parallel must be a list of (target_sentence, reference_sentence) pairs, got a string")
+    sums = np.zeros((len(toks), 2), dtype=np.int64)
+    n_pairs = 0
+    pairs = iter(parallel)
+    for chunk in iter(lambda: list(itertools.islice(pairs, batch_size)), []):
+        sides: tuple[list[str], list[str]] = ([], [])
+        for k, pair in enumerate(chunk):
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+                raise ValueError(f"parallel[{n_pairs + k}] must be a (target_sentence, reference_sentence) pair, "
+                                 f"got {pair!r:.80}")
+            for side, text in zip(sides, pair, strict=True):
+                side.append(normalize_text(text, normalization, "parallel pairs"))
+        n_pairs += len(chunk)
+        for t, tok in enumerate(toks):
+            for col, side in enumerate(sides):
+                sums[t, col] += sum(len(x) for x in tok.backend.encode_batch(side, add_special_tokens=False))
+    if n_pairs == 0 or (sums[:, 1] == 0).any():
+        raise ValueError(f"parity needs parallel pairs whose reference sentences are not empty, got {n_pairs} pairs")
+    return [float(a / b) for a, b in sums], n_pairs
