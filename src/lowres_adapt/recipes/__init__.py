@@ -1,0 +1,66 @@
+"""Adaptation recipes: full fine-tuning, LoRA (DoRA, rsLoRA, PiSSA, LoRA+) and QLoRA on ``transformers.Trainer``.
+
+Example::
+
+    >>> import lowres_adapt as la
+    >>> recipe = la.QLoRA(r=8)
+    >>> la.AdaptationRecipe.from_dict(recipe.to_dict()) == recipe
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._setup import find_target_modules
+from .base import AdaptationRecipe, TrainingRun
+from .full import FullFineTuning
+from .lora import LoRA, QLoRA
+
+__all__ = [
+    "AdaptationRecipe",
+    "FullFineTuning",
+    "LoRA",
+    "QLoRA",
+    "TrainingRun",
+    "count_parameters_for",
+    "find_target_modules",
+]
+
+
+def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> dict[str, int]:
+    """Returns ``{"trainable": int, "total": int}`` for ``recipe`` on a model, without loading weights.
+
+    ``config_or_model_id`` is a transformers config, a local folder or a hub id (only ``config.json`` is
+    read). The model is built on the meta device (accelerate's ``init_empty_weights``) and adapted as
+    the recipe would, so the counts equal what ``recipe.count_parameters`` reports after ``prepare``
+    (QLoRA's 4-bit weights are counted unpacked, as PEFT counts them). Use it to see the trade-off
+    before downloading 7B weights.
+
+    Example::
+
+        >>> import transformers, lowres_adapt as la
+        >>> cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        ...                                num_attention_heads=4, vocab_size=100)
+        >>> la.count_parameters_for(cfg, la.LoRA(r=8))
+        {'trainable': 8192, 'total': 86080}
+    """
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+
+    if not isinstance(recipe, AdaptationRecipe):
+        raise TypeError(f"recipe must be an AdaptationRecipe (FullFineTuning, LoRA, QLoRA), got {type(recipe).__name__}")
+    if isinstance(config_or_model_id, PretrainedConfig):
+        config = config_or_model_id
+    else:
+        from ._setup import resolve_model
+
+        spec = str(config_or_model_id)
+        try:
+            config = AutoConfig.from_pretrained(spec)
+        except OSError:
+            config = resolve_model(spec).config  # raises FileNotFoundError naming the bad path
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    model = recipe._adapt(model, for_counting=True)
+    return recipe.count_parameters(model)

@@ -1,0 +1,434 @@
+"""``AdaptationRecipe``: what every recipe shares (serialisation, loading, training, run metrics).
+
+A recipe is data: a small validated dataclass that says *how* a pretrained model is adapted (which
+weights train, whether the base is quantized). ``prepare`` turns a model into a trainable one,
+``train`` runs ``transformers.Trainer`` on packed text and returns a ``TrainingRun``. Subclasses only
+say how the loaded model is adapted (``_adapt``) and how it is loaded (``_quantize``); everything else
+lives here and in ``_setup`` so the three recipes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._utils import atomic_write_json, did_you_mean, library_versions
+from . import _setup
+
+logger = logging.getLogger(__name__)
+
+# name -> recipe class; filled by ``AdaptationRecipe.__init_subclass__``.
+_REGISTRY: dict[str, type[AdaptationRecipe]] = {}
+
+
+@dataclass
+class AdaptationRecipe:
+    """Base class of the adaptation recipes: ``FullFineTuning``, ``LoRA`` (with its variants), ``QLoRA``.
+
+    Example::
+
+        >>> import lowres_adapt as la
+        >>> recipe = la.LoRA(r=8)
+        >>> la.AdaptationRecipe.from_dict(recipe.to_dict()) == recipe
+        True
+    """
+
+    name: ClassVar[str] = ""
+    # Learning rate used when ``train`` gets none: adapters tolerate (and need) a larger one.
+    default_learning_rate: ClassVar[float] = 1e-4
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            _REGISTRY[cls.name] = cls
+
+    # ------------------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON/YAML-friendly dict: ``{"recipe": name, **fields}`` (tuples become lists).
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> la.FullFineTuning().to_dict()
+            {'recipe': 'full', 'frozen_modules': []}
+        """
+        out: dict[str, Any] = {"recipe": self.name}
+        for f in fields(self):
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdaptationRecipe:
+        """Returns the recipe that ``to_dict`` described; unknown recipe names or keys raise ``ValueError``.
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> la.AdaptationRecipe.from_dict({"recipe": "lora", "r": 4, "variant": "dora"}).variant
+            'dora'
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"from_dict needs a dict, got {type(data).__name__}")
+        data = dict(data)
+        name = data.pop("recipe", None)
+        if name is None:
+            if cls is AdaptationRecipe:
+                raise ValueError(f"the dict has no 'recipe' key; add one of {sorted(_REGISTRY)}")
+            target = cls
+        else:
+            target = _REGISTRY.get(str(name).lower())
+            if target is None:
+                raise ValueError(
+                    f"unknown recipe {name!r}{did_you_mean(name, _REGISTRY)}; known recipes: {sorted(_REGISTRY)}"
+                )
+            if cls is not AdaptationRecipe and not issubclass(target, cls):
+                raise ValueError(f"{cls.__name__}.from_dict got a {target.__name__} dict (recipe={name!r})")
+        known = {f.name for f in fields(target)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            hints = "".join(did_you_mean(k, known) for k in unknown)
+            raise ValueError(f"unknown {target.__name__} field(s) {unknown}{hints}; known fields: {sorted(known)}")
+        return target(**data)
+
+    def copy(self, **changes: Any) -> AdaptationRecipe:
+        """Returns a copy with ``changes`` applied (validated again).
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> la.LoRA(r=8).copy(r=16).r
+            16
+        """
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------------------ what subclasses define
+    # Whether the recipe trains adapters on a frozen base (decides the default base dtype on GPU).
+    _adapters: ClassVar[bool] = False
+
+    def _quantization(self) -> dict[str, Any] | None:
+        """bitsandbytes 4-bit settings when the base is loaded quantized (QLoRA), else None."""
+        return None
+
+    def _quantize(self) -> bool:
+        return self._quantization() is not None
+
+    def _default_checkpointing(self) -> bool:
+        """Gradient checkpointing when ``train`` is not told: on for QLoRA (memory is the point)."""
+        return self._quantize()
+
+    def _adapt(self, model, *, gradient_checkpointing: bool = False, for_counting: bool = False):
+        """Returns the model with this recipe's trainable weights set up (subclasses implement it)."""
+        raise NotImplementedError
+
+    def _optimizer(self, model, learning_rate: float, weight_decay: float):
+        """An optimizer instance when the recipe needs its own (LoRA+), else ``None`` (Trainer's AdamW)."""
+        return None
+
+    def _save(self, trainer, output_dir: Path, state: dict[str, Any]) -> None:
+        """Writes the trained weights (adapter or full model) and the tokenizer to ``output_dir``."""
+        trainer.save_model(str(output_dir))
+
+    # ------------------------------------------------------------------------------ public work
+    def prepare(self, model, tokenizer=None, *, dtype: str | None = None, gradient_checkpointing: bool | None = None):
+        """Returns ``(model, tokenizer)``: the model adapted by this recipe, ready to train.
+
+        ``model`` is a local folder or hub id (the tokenizer is loaded from it), a folder holding a PEFT
+        adapter saved by an earlier run (its base is loaded and the adapter continues training), or an
+        already-loaded ``PreTrainedModel``/``PeftModel`` (then ``tokenizer=`` is required; a ``PeftModel``
+        keeps training its active adapter). ``dtype``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or
+        ``None`` for the recipe's default (float32 on CPU; bf16 base for adapters on a bf16 GPU).
+
+        Example::
+
+            >>> import tempfile, lowres_adapt as la
+            >>> path = la.save_tiny_checkpoint(tempfile.mkdtemp(), "llama", la.sample_corpus("ba"),
+            ...                                vocab_size=300, hidden_size=32, num_heads=2)
+            >>> model, tok = la.LoRA(r=4).prepare(path)
+            >>> la.LoRA(r=4).count_parameters(model)["trainable"]
+            2048
+        """
+        source = _setup.resolve_model(model, tokenizer)
+        if self._quantize():
+            _setup.require_4bit(source)
+        if gradient_checkpointing is None:
+            gradient_checkpointing = self._default_checkpointing()
+        return self._prepare(source, dtype=dtype, gradient_checkpointing=gradient_checkpointing)
+
+    def _prepare(self, source: _setup.ModelSource, *, dtype: str | None, gradient_checkpointing: bool):
+        loaded = _setup.load_model(source, quantization=self._quantization(), dtype=dtype, adapters=self._adapters)
+        model = self._adapt(loaded, gradient_checkpointing=gradient_checkpointing)
+        return model, source.tokenizer
+
+    def count_parameters(self, model) -> dict[str, int]:
+        """Returns ``{"trainable": int, "total": int}`` counted as PEFT does (4-bit weights unpacked).
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> m = la.build_tiny_model("gpt2", vocab_size=100, hidden_size=16, num_heads=2, num_layers=1)
+            >>> la.FullFineTuning().count_parameters(m)
+            {'trainable': 7984, 'total': 7984}
+        """
+        return _setup.count_parameters(model)
+
+    def train(
+        self,
+        model,
+        train_texts: Sequence[str] | None = None,
+        eval_texts: Sequence[str] | None = None,
+        *,
+        tokenizer=None,
+        output_dir: str | Path | None = None,
+        seed: int = 0,
+        max_steps: int = 100,
+        block_size: int = 256,
+        batch_size: int = 8,
+        learning_rate: float | None = None,
+        gradient_accumulation_steps: int = 1,
+        warmup_steps: int | float = 0,
+        lr_scheduler_type: str = "cosine",
+        weight_decay: float = 0.0,
+        max_grad_norm: float = 1.0,
+        gradient_checkpointing: bool | None = None,
+        bf16: bool | None = None,
+        dtype: str | None = None,
+        eval_batch_size: int | None = None,
+        train_dataset=None,
+        eval_dataset=None,
+        eval_steps: int | None = None,
+        eval_before_training: bool = False,
+        save_steps: int | None = None,
+        save_total_limit: int | None = None,
+        logging_steps: int = 10,
+        resume_from_checkpoint: str | bool | None = None,
+        merge_adapter: bool = False,
+        report_to: str | list[str] = "none",
+        callbacks: Sequence[Any] = (),
+        **training_args: Any,
+    ) -> TrainingRun:
+        """Returns a ``TrainingRun`` (model, tokenizer, metrics, output_dir, recipe) after training with
+        ``transformers.Trainer``.
+
+        Data (give texts or datasets):
+
+        - ``train_texts`` / ``eval_texts``: documents. They are tokenized (``datasets.map``, batched),
+          joined with EOS and packed into ``block_size`` blocks (no padding; the leftover under one block
+          per 10,000 documents is dropped and ``metrics["packing_efficiency"]`` says how much was kept).
+          Packed blocks let attention cross document boundaries, as in GPT-2 style pretraining.
+        - ``train_dataset`` / ``eval_dataset``: a ``datasets.Dataset`` or list of dicts with
+          ``input_ids`` and optionally ``labels`` (-100 for positions that are not scored) and
+          ``attention_mask``. Used as they are (no packing); batches are right-padded, labels with -100.
+
+        Model: a folder, hub id, adapter folder, or loaded model (then ``tokenizer=``); see ``prepare``.
+        A ``PeftModel`` that already has an adapter continues training that adapter (staged training).
+
+        Training: ``max_steps`` optimizer steps of ``batch_size`` x ``gradient_accumulation_steps``
+        sequences per device; ``learning_rate`` defaults to the recipe's (2e-4 for adapters, 5e-5 full);
+        ``warmup_steps`` (an int, or a float in [0, 1) for a share of ``max_steps``), ``lr_scheduler_type``,
+        ``weight_decay``, ``max_grad_norm``; ``gradient_checkpointing`` (non-reentrant; default on for
+        QLoRA only); ``bf16`` (default: on where a CUDA GPU supports it). Seeded end to end: the same
+        ``seed`` gives the same data order, adapter init, dropout and final loss on CPU.
+
+        Output: ``output_dir`` (default: a new temporary folder) receives the adapter (PEFT format) or
+        the full model, the tokenizer, ``recipe.json`` and ``metrics.json``; with ``save_steps`` also
+        ``checkpoint-N`` folders, which ``resume_from_checkpoint`` (a path, or ``True`` for the latest)
+        continues from. ``merge_adapter=True`` also writes the adapter merged into a full-precision base
+        under ``output_dir/merged`` and returns that merged model.
+
+        A NaN or infinite training loss raises ``TrainingDivergedError`` naming the step and the last
+        good checkpoint. Bad input (block larger than the model's context, a corpus shorter than one
+        block, a missing model path, QLoRA where bitsandbytes cannot quantize) raises before training.
+        ``report_to`` goes to ``TrainingArguments`` (``"none"`` by default), as does any other keyword
+        (``**training_args``, e.g. ``optim="adamw_torch"``, ``dataloader_num_workers=2``).
+
+        Example::
+
+            >>> import tempfile, lowres_adapt as la
+            >>> docs = la.sample_corpus("ba")
+            >>> path = la.save_tiny_checkpoint(tempfile.mkdtemp(), "gpt2", docs, vocab_size=300,
+            ...                                hidden_size=32, num_heads=2, max_positions=64)
+            >>> run = la.LoRA(r=4).train(path, docs, docs[:2], max_steps=2, block_size=32,
+            ...                          batch_size=2, output_dir=tempfile.mkdtemp())  # doctest: +SKIP
+            >>> sorted(p.name for p in run.output_dir.iterdir())[:3]  # doctest: +SKIP
+            ['adapter_config.json', 'adapter_model.safetensors', 'metrics.json']
+        """
+        wall_start = time.perf_counter()
+        learning_rate = self.default_learning_rate if learning_rate is None else learning_rate
+        opts = _setup.TrainOptions(
+            seed=seed, max_steps=max_steps, block_size=block_size, batch_size=batch_size,
+            learning_rate=learning_rate, gradient_accumulation_steps=gradient_accumulation_steps,
+            warmup_steps=warmup_steps, lr_scheduler_type=lr_scheduler_type, weight_decay=weight_decay,
+            max_grad_norm=max_grad_norm, bf16=bf16, eval_batch_size=eval_batch_size, eval_steps=eval_steps,
+            save_steps=save_steps, save_total_limit=save_total_limit, logging_steps=logging_steps,
+            report_to=report_to, extra=training_args,
+        )
+        if gradient_checkpointing is None:
+            gradient_checkpointing = self._default_checkpointing()
+        if (train_texts is None) == (train_dataset is None):
+            raise ValueError("give exactly one of train_texts (documents to pack) or train_dataset "
+                             "(pre-tokenized examples with input_ids)")
+        if eval_texts is not None and eval_dataset is not None:
+            raise ValueError("give eval_texts or eval_dataset, not both")
+        if merge_adapter and not hasattr(self, "r"):
+            raise ValueError(f"merge_adapter=True needs an adapter recipe (LoRA/QLoRA), not {type(self).__name__}")
+
+        # Everything that can fail on bad input happens before any weights load or training starts.
+        source = _setup.resolve_model(model, tokenizer)
+        _setup.check_block_size(source.config, block_size)
+        if self._quantize():
+            _setup.require_4bit(source)
+            if merge_adapter and source.path is None:
+                raise ValueError("merge_adapter=True with QLoRA reloads the base in full precision to merge "
+                                 "into: pass the model's folder or hub id rather than a loaded model")
+        output_dir = _setup.make_output_dir(output_dir)
+        tok = source.tokenizer
+        context = _setup.context_length(source.config)
+        if train_dataset is not None:
+            train_ds, train_stats = _setup.as_dataset(train_dataset, "train_dataset", context), None
+        else:
+            train_ds, train_stats = _setup.pack_texts(tok, train_texts, block_size, "train_texts")
+        eval_ds = eval_stats = None
+        if eval_dataset is not None:
+            eval_ds = _setup.as_dataset(eval_dataset, "eval_dataset", context)
+        elif eval_texts is not None:
+            eval_ds, eval_stats = _setup.pack_texts(tok, eval_texts, block_size, "eval_texts")
+        _setup.check_resume(resume_from_checkpoint, output_dir)
+
+        _setup.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
+        model, tok = self._prepare(source, dtype=dtype, gradient_checkpointing=gradient_checkpointing)
+        state: dict[str, Any] = {"source": source, "dtype": dtype}
+        if getattr(self, "variant", None) == "pissa" and not source.has_adapter:
+            state["pissa_init"] = _setup.save_pissa_init(model, output_dir)
+        trainer = _setup.build_trainer(
+            model, tok, train_ds, eval_ds, opts, output_dir,
+            optimizer=self._optimizer(model, learning_rate, weight_decay), callbacks=list(callbacks),
+            packed=train_stats is not None,
+        )
+        counts = self.count_parameters(model)
+        _setup.reset_peak_memory()
+
+        before = trainer.evaluate()["eval_loss"] if (eval_before_training and eval_ds is not None) else None
+        result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        evaluation = trainer.evaluate() if eval_ds is not None else {}
+        peak_bytes, peak_kind = _setup.peak_memory()
+
+        self._save(trainer, output_dir, state)
+        final_model = trainer.model
+        if merge_adapter:
+            final_model = self._merge(trainer, output_dir, state)
+
+        train_tokens = int(trainer.state.num_input_tokens_seen)
+        train_seconds = float(result.metrics.get("train_runtime", float("nan")))
+        eval_loss = evaluation.get("eval_loss")
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        metrics = {
+            "train_loss": float(result.training_loss),
+            "final_train_loss": float(losses[-1]) if losses else float(result.training_loss),
+            "eval_loss": None if eval_loss is None else float(eval_loss),
+            "eval_perplexity": None if eval_loss is None else _safe_exp(eval_loss),
+            "eval_loss_before": None if before is None else float(before),
+            "eval_perplexity_before": None if before is None else _safe_exp(before),
+            "trainable_params": counts["trainable"],
+            "total_params": counts["total"],
+            "trainable_share": counts["trainable"] / counts["total"] if counts["total"] else 0.0,
+            "train_tokens": train_tokens,
+            "tokens_per_second": train_tokens / train_seconds if train_seconds > 0 else None,
+            "train_seconds": train_seconds,
+            "wall_seconds": time.perf_counter() - wall_start,
+            "peak_memory_bytes": peak_bytes,
+            "peak_memory_kind": peak_kind,
+            "weight_bytes": _setup.weight_bytes(model),
+            "packing_efficiency": None if train_stats is None else train_stats["packing_efficiency"],
+            "train_blocks": len(train_ds),
+            "eval_blocks": None if eval_ds is None else len(eval_ds),
+            "eval_packing_efficiency": None if eval_stats is None else eval_stats["packing_efficiency"],
+            "seed": seed,
+            "max_steps": max_steps,
+            "global_step": int(trainer.state.global_step),
+            "block_size": block_size,
+            "batch_size": batch_size,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+            "world_size": int(trainer.args.world_size),
+            "learning_rate": learning_rate,
+            "gradient_checkpointing": bool(gradient_checkpointing),
+            "bf16": bool(trainer.args.bf16),
+            "device": str(trainer.args.device),
+            "model": source.name,
+            "library_versions": library_versions(),
+            "recipe": self.to_dict(),
+        }
+        if trainer.is_world_process_zero():
+            atomic_write_json(output_dir / "recipe.json", self.to_dict())
+            atomic_write_json(output_dir / "metrics.json", metrics)
+        return TrainingRun(model=final_model, tokenizer=tok, metrics=metrics, output_dir=output_dir,
+                           recipe=self, log_history=list(trainer.state.log_history))
+
+    def _merge(self, trainer, output_dir: Path, state: dict[str, Any]):
+        raise NotImplementedError  # only adapter recipes merge; train() checks before training
+
+
+@dataclass
+class TrainingRun:
+    """What ``recipe.train`` returns: the trained model and tokenizer, run metrics and where files went.
+
+    ``metrics`` is also written to ``output_dir/metrics.json`` and the recipe to ``recipe.json``.
+
+    Example::
+
+        >>> import lowres_adapt as la
+        >>> run = la.TrainingRun(model=None, tokenizer=None, metrics={"eval_loss": 2.0},
+        ...                      output_dir="out", recipe=la.LoRA())
+        >>> run.output_dir.name, run.metrics["eval_loss"]
+        ('out', 2.0)
+    """
+
+    model: Any = field(repr=False)
+    tokenizer: Any = field(repr=False)
+    metrics: dict[str, Any]
+    output_dir: Path
+    recipe: AdaptationRecipe
+    log_history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
+
+    @classmethod
+    def load_metrics(cls, output_dir: str | Path) -> dict[str, Any]:
+        """Returns the ``metrics.json`` a finished run wrote to ``output_dir``.
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> la.TrainingRun.load_metrics("no/such/run")  # doctest: +IGNORE_EXCEPTION_DETAIL
+            Traceback (most recent call last):
+            FileNotFoundError: ...
+        """
+        path = Path(output_dir) / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no metrics.json in {str(output_dir)!r}; is it the output_dir of a finished run?")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively, so ``to_dict`` is JSON/YAML friendly."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _safe_exp(x: float) -> float:
+    return math.exp(x) if x < 700 else math.inf
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
