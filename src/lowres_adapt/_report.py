@@ -330,8 +330,9 @@ class StudyResults:
             cells = []
             for key, _, fmt in cols:
                 v = rep.get(key)
-                if isinstance(v, dict):  # parity may come as a dict with a "ratio"/"parity" entry
-                    v = v.get("ratio", v.get("parity"))
+                if isinstance(v, dict):  # parity per reference language
+                    cells.append(", ".join(f"{k} {x:.2f}" for k, x in v.items()))
+                    continue
                 if v is None:
                     cells.append("–")
                 elif fmt == "pct":

@@ -87,10 +87,17 @@ def resolve_recipe(spec: Any):
     from . import recipes
 
     if isinstance(spec, Mapping):
+        d = dict(spec)
+        if "recipe" not in d and "name" in d:  # {name: lora, r: 16} reads naturally in YAML
+            d["recipe"] = d.pop("name")
+        if isinstance(d.get("recipe"), str) and _RECIPE_RE.match(d["recipe"].lower()) and d["recipe"] not in (
+                "full", "lora", "qlora"):  # a shorthand with options: {recipe: dora-r16, alpha: 32}
+            base = resolve_recipe(d.pop("recipe")).to_dict()
+            d = {**base, **d}
         try:
-            return recipes.AdaptationRecipe.from_dict(dict(spec))
-        except (TypeError, KeyError) as e:
-            raise StudyConfigError(f"bad recipe {dict(spec)!r}: {e}") from e
+            return recipes.AdaptationRecipe.from_dict(d)
+        except (TypeError, ValueError, KeyError) as e:
+            raise StudyConfigError(f"bad recipe {dict(spec)!r}: {e}") from None
     if not isinstance(spec, str):
         raise StudyConfigError(f"a recipe must be a recipe object, a dict or a name like 'lora-r16', got {spec!r}")
     m = _RECIPE_RE.match(spec.strip().lower())
@@ -120,7 +127,7 @@ def _recipe_dict(recipe: Any) -> dict:
 
 def _recipe_label(recipe: Any) -> str:
     d = _recipe_dict(recipe)
-    name = str(d.get("name") or d.get("type") or d.get("recipe") or type(recipe).__name__).lower()
+    name = str(d.get("recipe") or d.get("name") or type(recipe).__name__).lower()
     name = {"fullfinetuning": "full", "full_finetuning": "full", "full-finetuning": "full"}.get(name, name)
     variant = d.get("variant")
     if variant:
@@ -168,7 +175,7 @@ class _Data:
     test: list[str]  # the evaluated test documents (after max_eval_documents)
     prompts: list[str]
     reference: list[str] | None
-    parallel: list[tuple[str, str]] | None
+    parallel: Any  # pairs, or {reference code: pairs}, or None
     split_fingerprint: str
 
 
@@ -382,47 +389,17 @@ class Study:
 
     # ---------------------------------------------------------------- data
     def _load_data(self) -> _Data:
-        from . import data as data_mod
+        from .data import split_fingerprint
 
-        corpus = self.corpus
-        if isinstance(corpus, Mapping) and "source" in corpus:
-            corpus = dict(corpus)
-            source, field_ = corpus.pop("source"), corpus.pop("text_field", self.text_field)
-            if corpus:
-                raise StudyConfigError(f"corpus spec has unknown keys {sorted(corpus)}; use 'source' and 'text_field'")
-        else:
-            source, field_ = corpus, self.text_field
-        if isinstance(source, Mapping):
-            missing = [k for k in ("train", "test") if not source.get(k)]
-            if missing:
-                raise StudyConfigError(f"corpus splits dict needs non-empty {missing}; it has keys {sorted(source)}")
-            splits = {k: list(source.get(k) or []) for k in ("train", "valid", "test")}
-        elif isinstance(source, (str, os.PathLike)):
-            if not str(source).startswith("hf:") and data_mod.has_splits(source):
-                splits = data_mod.load_splits(source, field_)
-            else:
-                splits = self._split(data_mod.load_corpus(source, field_), str(source))
-        elif isinstance(source, Sequence):
-            splits = self._split([str(d) for d in source], f"a list of {len(source)} documents")
-        else:
-            raise StudyConfigError(f"corpus must be a path, an 'hf:' spec, a list of documents or a splits dict, "
-                                   f"got {type(source).__name__}")
+        splits = corpus_splits(self.corpus, text_field=self.text_field, valid=self.valid, test=self.test,
+                               seed=self.split_seed)
         test = splits["test"][: self.max_eval_documents] if self.max_eval_documents else splits["test"]
         prompts = self._load_prompts(test)
         reference = None
         if self.reference_corpus is not None:
             reference = self._load_texts(self.reference_corpus, "reference_corpus")
         parallel = self._load_parallel()
-        return _Data(splits, test, prompts, reference, parallel, data_mod.split_fingerprint(splits))
-
-    def _split(self, docs: list[str], what: str) -> dict[str, list[str]]:
-        from .data import split_documents
-
-        try:
-            splits = split_documents(docs, valid=self.valid, test=self.test, seed=self.split_seed)
-        except ValueError as e:
-            raise StudyConfigError(f"corpus ({what}) is too small for the requested splits: {e}") from None
-        return splits
+        return _Data(splits, test, prompts, reference, parallel, split_fingerprint(splits))
 
     def _load_texts(self, spec: Any, what: str) -> list[str]:
         from .data import load_corpus
@@ -453,29 +430,14 @@ class Study:
             raise StudyConfigError("no prompts: give prompts=[...] or a prompts file with one prompt per line")
         return prompts
 
-    def _load_parallel(self) -> list[tuple[str, str]] | None:
-        if self.parallel is None:
-            return None
+    def _load_parallel(self) -> list[tuple[str, str]] | dict[str, list[tuple[str, str]]] | None:
         spec = self.parallel
+        if spec is None:
+            return None
+        if isinstance(spec, Mapping) and "source" not in spec:
+            return {str(k): [(str(a), str(b)) for a, b in v] for k, v in spec.items()}
         if isinstance(spec, (str, os.PathLike, Mapping)):
-            if isinstance(spec, Mapping):
-                spec = dict(spec)
-                path = Path(spec.pop("source"))
-                tf = spec.pop("target_field", self.language.code)
-                rf = spec.pop("reference_field", (self.language.reference_languages or ("ru",))[0])
-            else:
-                path, tf = Path(spec), self.language.code
-                rf = (self.language.reference_languages or ("ru",))[0]
-            pairs = []
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        rec = json.loads(line)
-                        if tf not in rec or rf not in rec:
-                            raise StudyConfigError(f"parallel file {str(path)!r} lines need fields {tf!r} and "
-                                                   f"{rf!r}; a line has {sorted(rec)}")
-                        pairs.append((rec[tf], rec[rf]))
-            return pairs
+            return _load_parallel_file(spec, self.language)
         return [(str(a), str(b)) for a, b in spec]
 
     # ---------------------------------------------------------------- settings and the folder
@@ -485,7 +447,7 @@ class Study:
             "language": self.language.to_dict(), "split_fingerprint": data.split_fingerprint,
             "test_fingerprint": _texts_fingerprint(data.test),
             "reference_fingerprint": _texts_fingerprint(data.reference),
-            "parallel_fingerprint": _texts_fingerprint([a + "\t" + b for a, b in data.parallel or []] or None),
+            "parallel_fingerprint": _hash(data.parallel) if data.parallel else None,
             "prompts": data.prompts, "max_steps": self.max_steps, "block_size": self.block_size,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "training": self.training,
             "evaluation": self.evaluation, "drift_backend": self.drift_backend, "generation": self.generation,
@@ -745,12 +707,9 @@ class Study:
     def _drift(self, texts: list[str]) -> tuple[dict, list[dict]]:
         from .drift import DriftDetector
 
-        det = DriftDetector(target=self.language, backend=self.drift_backend)
-        summary = dict(det.evaluate(texts))
-        per_text = []
-        for t in texts:
-            a = det.analyze(t)
-            per_text.append({"target_share": a.target_share, "drifted": a.drifted, "first_switch": a.first_switch})
+        summary = dict(DriftDetector(target=self.language, backend=self.drift_backend).evaluate(texts))
+        keep = ("target_share", "drifted", "first_switch", "switch_language", "status")
+        per_text = [{k: a.get(k) for k in keep} for a in summary.pop("per_text", [{}] * len(texts))]
         return summary, per_text
 
     def _diagnose(self, model_path: str, data: _Data) -> tuple[dict, str]:
@@ -759,12 +718,82 @@ class Study:
         from .tokenizer_diagnostics import diagnose_tokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model_path)
-        report = diagnose_tokenizer(tokenizer, data.test, language=self.language, parallel=data.parallel)
+        report = diagnose_tokenizer(tokenizer, data.test, language=self.language, parallel=data.parallel,
+                                    progress=False)
         vocab = sorted(tokenizer.get_vocab().items())
         return report.to_dict(), _hash([type(tokenizer).__name__, vocab])
 
 
 # --------------------------------------------------------------------------------------------- helpers
+def corpus_splits(corpus: Any, *, text_field: str = "text", valid: float = 0.05, test: float = 0.05,
+                  seed: int = 0) -> dict[str, list[str]]:
+    """Returns ``{"train", "valid", "test"}`` document lists for a study's ``corpus`` argument.
+
+    ``corpus``: a folder holding one file per split (used as it is), another path or ``"hf:"`` spec
+    (loaded and split with ``split_documents``), a list of documents (split), a splits dict (used as it
+    is), or ``{"source": ..., "text_field": ...}``. A corpus too small for the splits raises
+    ``StudyConfigError``.
+
+    Example::
+
+        >>> from lowres_adapt.study import corpus_splits
+        >>> s = corpus_splits([f"doc {i}" for i in range(20)], valid=0.1, test=0.1)
+        >>> [len(s[k]) for k in ("train", "valid", "test")]
+        [16, 2, 2]
+    """
+    from . import data as data_mod
+
+    if isinstance(corpus, Mapping) and "source" in corpus:
+        corpus = dict(corpus)
+        source, text_field = corpus.pop("source"), corpus.pop("text_field", text_field)
+        if corpus:
+            raise StudyConfigError(f"corpus spec has unknown keys {sorted(corpus)}; use 'source' and 'text_field'")
+    else:
+        source = corpus
+    if isinstance(source, Mapping):
+        missing = [k for k in ("train", "test") if not source.get(k)]
+        if missing:
+            raise StudyConfigError(f"corpus splits dict needs non-empty {missing}; it has keys {sorted(source)}")
+        return {k: [str(d) for d in source.get(k) or []] for k in ("train", "valid", "test")}
+    if isinstance(source, (str, os.PathLike)):
+        if not str(source).startswith("hf:") and data_mod.has_splits(source):
+            return data_mod.load_splits(source, text_field)
+        docs, what = data_mod.load_corpus(source, text_field), repr(str(source))
+    elif isinstance(source, Sequence):
+        docs, what = [str(d) for d in source], f"a list of {len(source)} documents"
+    else:
+        raise StudyConfigError(f"corpus must be a path, an 'hf:' spec, a list of documents or a splits dict, "
+                               f"got {type(source).__name__}")
+    try:
+        return data_mod.split_documents(docs, valid=valid, test=test, seed=seed)
+    except ValueError as e:
+        raise StudyConfigError(f"corpus ({what}) is too small for the requested splits: {e}") from None
+
+
+def _load_parallel_file(spec: Any, language: LanguageProfile) -> dict[str, list[tuple[str, str]]]:
+    """{reference code: [(target, reference), ...]} from a JSONL file with one field per language code
+    (every reference language of ``language`` found in it), or ``{"source", "target_field",
+    "reference_fields"}``."""
+    spec = dict(spec) if isinstance(spec, Mapping) else {"source": spec}
+    path = Path(spec.pop("source"))
+    target = spec.pop("target_field", language.code)
+    refs = list(spec.pop("reference_fields", None) or language.reference_languages)
+    if spec:
+        raise StudyConfigError(f"parallel spec has unknown keys {sorted(spec)}; use source, target_field, "
+                               "reference_fields")
+    if not path.is_file():
+        raise FileNotFoundError(f"parallel file {str(path)!r} does not exist")
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not records or not isinstance(records[0], dict) or target not in records[0]:
+        raise StudyConfigError(f"parallel file {str(path)!r} needs a {target!r} field on every line; "
+                               f"its first line has {sorted(records[0]) if records else 'nothing'}")
+    found = [r for r in refs if r in records[0]]
+    if not found:
+        raise StudyConfigError(f"parallel file {str(path)!r} has none of the reference fields {refs}; "
+                               f"its first line has {sorted(records[0])}")
+    return {r: [(rec[target], rec[r]) for rec in records if rec.get(target) and rec.get(r)] for r in found}
+
+
 _OPTION_TARGETS = {
     "evaluation": ("lowres_adapt.evaluation", "PerplexityEvaluator"),
     "generation": ("lowres_adapt.drift", "generate"),
@@ -777,22 +806,53 @@ def _check_options(what: str, options: Mapping[str, Any] | None) -> dict:
     if not isinstance(options, Mapping):
         raise StudyConfigError(f"{what} must be a dict of options, got {options!r}")
     options = dict(options)
-    target = _OPTION_TARGETS.get(what)
-    if target is not None:
-        import importlib
-
-        try:
-            obj = getattr(importlib.import_module(target[0]), target[1])
-        except (ImportError, AttributeError):  # module not available: checked when it runs
-            return options
-        params = inspect.signature(obj).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            known = [p for p in params if p not in ("model", "tokenizer", "prompts", "texts", "seed")]
-            for key in options:
-                if key not in known:
-                    raise StudyConfigError(f"unknown {what} option {key!r}{did_you_mean(key, known)}; "
-                                           f"known: {', '.join(known)}")
+    known = _known_options(what)
+    if known is not None:
+        for key in options:
+            if key not in known:
+                raise StudyConfigError(f"unknown {what} option {key!r}{did_you_mean(key, known)}; "
+                                       f"known: {', '.join(sorted(known))}")
     return options
+
+
+def _known_options(what: str) -> list[str] | None:
+    """Option names a ``training``/``evaluation``/``generation`` dict may hold (None: not checkable here)."""
+    import importlib
+
+    # arguments the study sets itself (its own options, or per run)
+    study_args = {
+        "training": {"model", "tokenizer", "train_texts", "eval_texts", "output_dir", "seed", "max_steps",
+                     "block_size", "batch_size", "learning_rate", "train_dataset", "eval_dataset", "self",
+                     "training_args", "callbacks", "per_device_train_batch_size", "data_seed"},
+        "evaluation": {"self"},
+        "generation": {"model", "tokenizer", "prompts", "seed", "generate_kwargs"},
+    }.get(what, set())
+    if what == "training":
+        try:
+            from dataclasses import fields
+
+            from transformers import TrainingArguments
+
+            from .recipes import AdaptationRecipe
+        except ImportError:
+            return None
+        names = set(inspect.signature(AdaptationRecipe.train).parameters) | {f.name for f in fields(TrainingArguments)}
+        return sorted(names - study_args)
+    target = _OPTION_TARGETS.get(what)
+    if target is None:
+        return None
+    try:
+        obj = getattr(importlib.import_module(target[0]), target[1])
+    except (ImportError, AttributeError):
+        return None
+    params = inspect.signature(obj).parameters
+    if what == "generation":  # generate() passes other keywords to model.generate: accept those too
+        from transformers import GenerationConfig
+
+        extra = set(GenerationConfig().to_dict())
+    else:
+        extra = set()
+    return sorted((set(params) | extra) - study_args)
 
 
 def _unique_labels(labels: list[str], disambiguators: list[str]) -> list[str]:

@@ -1,0 +1,377 @@
+"""The ``lowres-adapt`` command: diagnose, train, evaluate, drift and study from the shell.
+
+Every subcommand prints a readable result (``--json PATH`` also writes it as JSON), shows progress on
+long work, and exits non-zero with a one-line error on failure (``--debug`` shows the traceback)::
+
+    lowres-adapt diagnose gpt2 path/to/model --corpus corpus.jsonl --language ba
+    lowres-adapt train path/to/model --recipe lora-r16 --corpus corpus.jsonl --output-dir runs/lora
+    lowres-adapt evaluate runs/lora --corpus corpus.jsonl --split test
+    lowres-adapt drift --model runs/lora --prompts prompts.txt --language ba
+    lowres-adapt study examples/study.yaml
+
+Exit codes: 0 success, 1 an error (bad input, a model that fails to load, ...), 2 bad command-line
+usage, 3 a study finished but some of its runs failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_CORPUS_HELP = ("documents: a .txt file (blank-line separated), a .jsonl file, a folder of those (a folder with "
+                "train/valid/test files is used as ready-made splits), or 'hf:<dataset>[:<config>][@<split>]'")
+
+
+# --------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the ``lowres-adapt`` argument parser (no heavy import happens here)."""
+    from . import __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="lowres-adapt", formatter_class=fmt,
+        description="Adapt pretrained causal LMs to low-resource, agglutinative languages and measure the "
+                    "result honestly (bits per byte, word perplexity, language drift).",
+        epilog="Run 'lowres-adapt <command> --help' for a command's options. Docs: docs/cli.md",
+    )
+    parser.add_argument("--version", action="version", version=f"lowres-adapt {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    # diagnose
+    p = sub.add_parser(
+        "diagnose", parents=[common], formatter_class=fmt,
+        help="tokenizer diagnostics (fertility, byte fallback, letter coverage, parity)",
+        description="Diagnose how one or more tokenizers cut text of a language, before any training:\n"
+                    "fertility, continued-word rate, byte fallback, UNK, round trip, special-letter coverage\n"
+                    "and (with --parallel) parity against a reference language.",
+        epilog="example:\n  lowres-adapt diagnose gpt2 ./my-model --corpus ba.jsonl --language ba "
+               "--parallel parallel.jsonl",
+    )
+    p.add_argument("tokenizers", nargs="+", metavar="TOKENIZER", help="tokenizer or model folders / hub ids")
+    _add_corpus(p, required=True)
+    p.add_argument("--split", choices=("train", "valid", "test", "all"), default="all",
+                   help="which split of the corpus to diagnose on (default: all documents)")
+    _add_language(p)
+    p.add_argument("--parallel", metavar="JSONL",
+                   help="parallel sentences, one JSON object per line with a field per language code "
+                        "(e.g. {\"ba\": ..., \"ru\": ...}); gives parity against each reference language")
+    p.add_argument("--max-docs", type=_positive_int, metavar="N", help="diagnose only the first N documents")
+    p.add_argument("--json", metavar="PATH", help="also write the full reports as JSON")
+    p.set_defaults(func=cmd_diagnose)
+
+    # train
+    p = sub.add_parser(
+        "train", parents=[common], formatter_class=fmt,
+        help="adapt a model with one recipe (full, lora, qlora, dora, ...)",
+        description="Train one recipe on the train split of a corpus (evaluating on the valid split) and\n"
+                    "save the adapter or model, the tokenizer, recipe.json and metrics.json to --output-dir.",
+        epilog="examples:\n  lowres-adapt train ./mini-gpt2-ru --recipe lora-r16 --corpus ba.jsonl "
+               "--output-dir runs/lora --max-steps 300\n  lowres-adapt train mistralai/Mistral-7B-v0.1 "
+               "--recipe qlora --corpus hf:my/ba-corpus --output-dir runs/qlora",
+    )
+    p.add_argument("model", help="model folder or hub id")
+    p.add_argument("--recipe", default="lora",
+                   help="full, lora, qlora, dora, rslora or pissa, with an optional rank: lora-r16 (default: "
+                        "lora); or a JSON dict for AdaptationRecipe.from_dict, e.g. '{\"recipe\": \"lora\", "
+                        "\"r\": 16, \"alpha\": 32}'")
+    _add_corpus(p, required=True)
+    _add_splits(p)
+    p.add_argument("--output-dir", required=True, help="where the trained weights and metrics go")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    p.add_argument("--max-steps", type=_positive_int, default=100, help="optimizer steps (default: 100)")
+    p.add_argument("--block-size", type=_positive_int, default=256, help="tokens per training block (default: 256)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="blocks per step (default: 8)")
+    p.add_argument("--learning-rate", type=float, help="default: the recipe's own")
+    p.add_argument("--json", metavar="PATH", help="also write the run metrics as JSON")
+    p.set_defaults(func=cmd_train)
+
+    # evaluate
+    p = sub.add_parser(
+        "evaluate", parents=[common], formatter_class=fmt,
+        help="perplexity in bits per byte, word and token perplexity, with bootstrap intervals",
+        description="Score a corpus split with a model: every token once (rolling windows for long\n"
+                    "documents), pooled bits per byte, word / byte / token perplexity, bootstrap CIs.",
+        epilog="example:\n  lowres-adapt evaluate runs/lora --corpus ba.jsonl --split test",
+    )
+    p.add_argument("model", help="model folder, PEFT adapter folder or hub id")
+    p.add_argument("--tokenizer", help="tokenizer path (default: the model's)")
+    _add_corpus(p, required=True)
+    _add_splits(p)
+    p.add_argument("--split", choices=("train", "valid", "test", "all"), default="test",
+                   help="which split to score (default: test; splits made as in 'train' and 'study')")
+    p.add_argument("--max-docs", type=_positive_int, metavar="N", help="score only the first N documents")
+    p.add_argument("--max-length", type=_positive_int, help="window length (default: the model's context)")
+    p.add_argument("--stride", type=_positive_int, help="new tokens per window (default: disjoint windows)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="windows per forward pass (default: 8)")
+    p.add_argument("--bootstrap-samples", type=int, default=1000, help="0 disables the CIs (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--json", metavar="PATH", help="also write the result (per-document records included)")
+    p.set_defaults(func=cmd_evaluate)
+
+    # drift
+    p = sub.add_parser(
+        "drift", parents=[common], formatter_class=fmt,
+        help="language drift of texts, or of a model's generations from prompts",
+        description="Measure language drift: give texts (--texts, one per line) or a model and prompts\n"
+                    "(generations are made and checked). Reports line/word pass rate, drift rate, into\n"
+                    "which languages it drifted.",
+        epilog="examples:\n  lowres-adapt drift --texts generations.txt --language ba\n"
+               "  lowres-adapt drift --model runs/lora --prompts prompts-ba.txt --max-new-tokens 64",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--texts", metavar="FILE", help="texts to check, one per line")
+    src.add_argument("--model", help="model folder or hub id to generate from")
+    p.add_argument("--prompts", metavar="FILE", help="prompts, one per line (needed with --model)")
+    _add_language(p)
+    p.add_argument("--backend", choices=("auto", "ngram", "fasttext"), default="auto",
+                   help="language identifier (default: auto = fastText when installed, else n-gram)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=64, help="tokens to generate (default: 64)")
+    p.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
+    p.add_argument("--json", metavar="PATH", help="also write the summary and per-text details as JSON")
+    p.set_defaults(func=cmd_drift)
+
+    # study
+    p = sub.add_parser(
+        "study", parents=[common], formatter_class=fmt,
+        help="run a study grid (models x recipes x seeds) from a YAML config; resumable",
+        description="Run a study from a YAML (or JSON) file whose keys are lowres_adapt.Study's arguments\n"
+                    "(see examples/study.yaml). Finished runs in the output folder are reused; a run that\n"
+                    "was killed restarts; failed runs are recorded and retried on the next call.",
+        epilog="example:\n  lowres-adapt study examples/study.yaml --output-dir runs/my-study",
+    )
+    p.add_argument("config", help="YAML or JSON file with the Study's arguments")
+    p.add_argument("--output-dir", help="overrides output_dir of the config")
+    p.add_argument("--max-steps", type=_positive_int, help="overrides max_steps of the config")
+    p.add_argument("--seeds", type=_int_list, help="overrides seeds, e.g. 0,1,2")
+    p.add_argument("--dry-run", action="store_true", help="check the config and list the runs, run nothing")
+    p.set_defaults(func=cmd_study)
+    return parser
+
+
+def _add_corpus(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--corpus", required=required, help=_CORPUS_HELP)
+    p.add_argument("--text-field", default="text", help="JSONL / dataset field holding the text (default: text)")
+
+
+def _add_splits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--valid", type=float, default=0.05, help="valid share when splitting (default: 0.05)")
+    p.add_argument("--test", type=float, default=0.05, help="test share when splitting (default: 0.05)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the document split (default: 0)")
+
+
+def _add_language(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--language", default="ba",
+                   help="language code of a built-in or registered profile (default: ba); other languages: "
+                        "define a LanguageProfile in Python or in a study config")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas (e.g. 0,1,2), got {text!r}") from None
+
+
+# --------------------------------------------------------------------------------------------- commands
+def _texts_for(args, split: str) -> list[str]:
+    from .study import corpus_splits
+
+    valid = getattr(args, "valid", 0.05)
+    test = getattr(args, "test", 0.05)
+    seed = getattr(args, "split_seed", 0)
+    if split == "all":
+        from .data import has_splits, load_corpus
+
+        if has_splits(args.corpus):
+            parts = corpus_splits(args.corpus, text_field=args.text_field)
+            docs = parts["train"] + parts["valid"] + parts["test"]
+        else:
+            docs = load_corpus(args.corpus, args.text_field)
+    else:
+        docs = corpus_splits(args.corpus, text_field=args.text_field, valid=valid, test=test, seed=seed)[split]
+    if getattr(args, "max_docs", None):
+        docs = docs[: args.max_docs]
+    if not docs:
+        raise ValueError(f"the {split!r} split of {args.corpus!r} is empty")
+    return docs
+
+
+def _write_json(path: str | None, obj: Any) -> None:
+    if path:
+        from ._utils import atomic_write_json
+
+        atomic_write_json(path, obj)
+        _info(f"wrote {path}")
+
+
+def _info(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _read_lines(path: str, what: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file {path!r} does not exist (one entry per line)")
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{what} file {path!r} is empty")
+    return lines
+
+
+def cmd_diagnose(args) -> int:
+    from .languages import get_language
+    from .study import _load_parallel_file
+    from .tokenizer_diagnostics import compare_tokenizers
+
+    language = get_language(args.language)
+    texts = _texts_for(args, args.split)
+    parallel = _load_parallel_file(args.parallel, language) if args.parallel else None
+    table = compare_tokenizers(args.tokenizers, texts, language=language, parallel=parallel,
+                               progress=not args.quiet)
+    print(table.to_markdown())
+    for rep in table.reports:
+        for w in rep.warnings:
+            print(f"warning ({rep.tokenizer_name}): {w}")
+    _write_json(args.json, {"language": language.code, "n_documents": len(texts),
+                            "reports": [r.to_dict() for r in table.reports]})
+    return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from .study import corpus_splits, resolve_recipe
+
+    spec: Any = args.recipe
+    if spec.strip().startswith("{"):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--recipe looks like JSON but does not parse: {e.msg}") from None
+    recipe = resolve_recipe(spec)
+    splits = corpus_splits(args.corpus, text_field=args.text_field, valid=args.valid, test=args.test,
+                           seed=args.split_seed)
+    _info(f"training {recipe!r} on {len(splits['train'])} documents ({len(splits['valid'])} for evaluation)")
+    run = recipe.train(args.model, splits["train"], eval_texts=splits["valid"] or None, output_dir=args.output_dir,
+                       seed=args.seed, max_steps=args.max_steps, block_size=args.block_size,
+                       batch_size=args.batch_size, learning_rate=args.learning_rate,
+                       disable_tqdm=args.quiet)
+    m = run.metrics
+    keys = ("train_loss", "eval_loss", "eval_perplexity", "trainable_params", "total_params", "train_tokens",
+            "tokens_per_second", "wall_seconds", "peak_memory_bytes")
+    for k in keys:
+        if k in m:
+            print(f"{k:>18}: {m[k]}")
+    print(f"saved to {run.output_dir}")
+    _write_json(args.json, m)
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import PerplexityEvaluator
+
+    texts = _texts_for(args, args.split)
+    ev = PerplexityEvaluator(max_length=args.max_length, stride=args.stride, batch_size=args.batch_size,
+                             bootstrap_samples=args.bootstrap_samples, seed=args.seed, progress=not args.quiet)
+    res = ev.evaluate(args.model, args.tokenizer, texts)
+    print(res.to_markdown())
+    _write_json(args.json, res.to_dict())
+    return EXIT_OK
+
+
+def cmd_drift(args) -> int:
+    from .drift import DriftDetector, generate
+    from .languages import get_language
+
+    language = get_language(args.language)
+    if args.model:
+        if not args.prompts:
+            raise ValueError("--model needs --prompts FILE (one prompt per line) to generate from")
+        prompts = _read_lines(args.prompts, "prompts")
+        texts = generate(args.model, None, prompts, seed=args.seed, max_new_tokens=args.max_new_tokens)
+    else:
+        if args.prompts:
+            raise ValueError("--prompts is used with --model; with --texts the texts are checked as they are")
+        prompts, texts = None, _read_lines(args.texts, "texts")
+    summary = DriftDetector(target=language, backend=args.backend).evaluate(texts)
+    per_text = summary.pop("per_text")
+    for key in ("line_pass_rate", "word_pass_rate", "drift_rate", "mean_target_share", "n_texts", "n_scorable",
+                "drifted_into", "backend"):
+        print(f"{key:>18}: {summary.get(key)}")
+    _write_json(args.json, {**summary, "texts": texts, "prompts": prompts, "per_text": per_text})
+    return EXIT_OK
+
+
+def cmd_study(args) -> int:
+    from .study import Study
+
+    study = Study.from_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seeds=args.seeds,
+                              **({"progress": False} if args.quiet else {}))
+    if args.dry_run:
+        print(f"{study!r}\n{len(study.plan())} runs:")
+        for run_id in study.plan():
+            print(f"  {run_id}")
+        return EXIT_OK
+    results = study.run()
+    print(results.to_markdown())
+    print(f"report: {results.paths['markdown']}")
+    if results.failed:
+        _info(f"lowres-adapt: {len(results.failed)} of {len(results.runs)} runs failed; see error.txt in their "
+              f"folders under {study.output_dir / 'runs'} (run the command again to retry them)")
+        return EXIT_RUNS_FAILED
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``lowres-adapt`` command line; returns the exit code.
+
+    Example::
+
+        >>> from lowres_adapt.cli import main
+        >>> main(["study", "no/such/config.yaml"])                 # doctest: +SKIP
+        lowres-adapt: error: study config 'no/such/config.yaml' does not exist
+        1
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from .errors import LowresAdaptError
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _info("lowres-adapt: interrupted")
+        return EXIT_INTERRUPTED
+    except (LowresAdaptError, ValueError, TypeError, OSError, ImportError, KeyError, RuntimeError) as e:
+        if args.debug:
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _info(f"lowres-adapt: error: {message}" + ("" if isinstance(e, (LowresAdaptError, ValueError,
+                                                                      FileNotFoundError))
+                                                  else f" ({type(e).__name__}; --debug shows the traceback)"))
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
