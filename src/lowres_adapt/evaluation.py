@@ -154,8 +154,8 @@ class PerplexityResult:
         lines = ["| metric | value | CI | better |", "| --- | --- | --- | --- |"]
         for name, m in METRICS.items():
             ci = self.confidence_intervals.get(name)
-            ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}] ({level:.0%})" if ci else "n/a"
-            lines.append(f"| {name} | {self.metric(name):.4f} | {ci_text} | "
+            ci_text = f"[{_fmt(ci[0])}, {_fmt(ci[1])}] ({level:.0%})" if ci else "n/a"
+            lines.append(f"| {name} | {_fmt(self.metric(name))} | {ci_text} | "
                          f"{'higher' if m.higher_is_better else 'lower'} |")
         lines.append(f"| documents / tokens / bytes / words / chars | {self.n_documents} / {self.n_tokens} / "
                      f"{self.n_bytes} / {self.n_words} / {self.n_chars} | | |")
@@ -467,6 +467,10 @@ def _id_at(ids: list[Any], index: int) -> Any:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.4g}"
 
 
 def _finite_or_none(value: float) -> float | None:
