@@ -82,30 +82,46 @@ def letter_scripts(text: str) -> Counter:
     return Counter(script_of(c) for c in text if c.isalpha())
 
 
+_SCRIPTS = ("Cyrillic", "Latin", "Arabic", "Greek", "Georgian", "Armenian", "Mongolian", "Other")
+
+
+def _codepoints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Code points of all texts joined, and the index of the text each one belongs to."""
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    cps = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    return cps, np.repeat(np.arange(len(texts)), lengths)
+
+
 def evidence(texts: Sequence[str], infos: Sequence[LangInfo], *, letter_weight: float,
-             script_weight: float) -> np.ndarray:
-    """Log-prior terms (n_texts, n_langs), all <= 0, from the letters of each text.
+             script_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log-prior terms (n_texts, n_langs), all <= 0, from the letters of each text, and the letter counts.
 
     - script: ``-script_weight`` per letter not written in the candidate's script;
     - letters: ``-letter_weight`` per occurrence of a letter that is distinctive for another candidate but
       not for this one (for Bashkir against Russian: each ә ө ү ғ ҡ ң ҙ ҫ һ counts against Russian).
     """
-    out = np.zeros((len(texts), len(infos)), dtype=np.float64)
+    n = len(texts)
     special = sorted({c for info in infos for c in info.letters})
-    lacks = np.array([[c not in info.letters for c in special] for info in infos], dtype=np.float64)
-    for row, text in enumerate(texts):
-        if script_weight:
-            scripts = letter_scripts(text)
-            n_letters = sum(scripts.values())
-            for j, info in enumerate(infos):
-                if info.script is not None:
-                    out[row, j] -= script_weight * (n_letters - scripts.get(info.script, 0))
-        if letter_weight and special:
-            low = text.lower()
-            counts = np.array([low.count(c) for c in special], dtype=np.float64)
-            if counts.any():
-                out[row] -= letter_weight * (lacks @ counts)
-    return out
+    cps, text_of = _codepoints(texts)
+    uniq, inverse = np.unique(cps, return_inverse=True)
+    chars = [chr(c) for c in uniq]
+    is_letter = np.array([c.isalpha() for c in chars], dtype=bool)[inverse]
+    script_id = np.array([_SCRIPTS.index(script_of(c)) if c.isalpha() else 0 for c in chars])[inverse]
+    n_letters = np.bincount(text_of[is_letter], minlength=n)
+    scripts = np.bincount(text_of[is_letter] * len(_SCRIPTS) + script_id[is_letter],
+                          minlength=n * len(_SCRIPTS)).reshape(n, len(_SCRIPTS))
+    out = np.zeros((n, len(infos)))
+    for j, info in enumerate(infos):
+        if script_weight and info.script in _SCRIPTS:
+            out[:, j] -= script_weight * (n_letters - scripts[:, _SCRIPTS.index(info.script)])
+    if letter_weight and special:
+        special_id = np.array([special.index(c.lower()) if c.lower() in special else -1 for c in chars])[inverse]
+        hit = special_id >= 0
+        counts = np.bincount(text_of[hit] * len(special) + special_id[hit],
+                             minlength=n * len(special)).reshape(n, len(special))
+        lacks = np.array([[c not in info.letters for c in special] for info in infos], dtype=np.float64)
+        out -= letter_weight * (counts @ lacks.T)
+    return out, n_letters
 
 
 def normalize(text: str) -> str:
@@ -122,56 +138,88 @@ class NgramBackend:
     Scores are summed over the n-grams of all orders and divided by the number of orders, because
     overlapping n-grams of different orders are far from independent (without the division, posteriors
     are absurdly overconfident).
+
+    Scoring is vectorised: characters become small integer ids, an n-gram of order n becomes the exact
+    integer sum(id_k * B**(n-1-k)) (B = alphabet size + 1, so no hashing and no collisions), and a whole
+    batch is looked up with one ``np.searchsorted`` per order.
     """
 
     name = "ngram"
+    _MAX_ALPHABET = 50_000  # B**4 must fit in int64; rarer characters share the "unknown" id 0
 
     def __init__(self, orders: Sequence[int] = (1, 2, 3, 4), smoothing: float = 0.5):
         self.orders = tuple(int(n) for n in orders)
+        if max(self.orders) > 4:
+            raise ValueError(f"n-gram orders above 4 are not supported, got {self.orders}")
         self.smoothing = float(smoothing)
         self.languages: tuple[str, ...] = ()
-        self._index: dict[str, int] = {}
-        self._logp = np.zeros((1, 0), dtype=np.float32)
 
     def fit(self, texts_by_language: Mapping[str, Sequence[str]]) -> NgramBackend:
         self.languages = tuple(texts_by_language)
-        counts = {code: {n: Counter() for n in self.orders} for code in self.languages}
-        for code, texts in texts_by_language.items():
-            for text in texts:
-                s = normalize(text)
-                for n in self.orders:
-                    grams = [s[i:i + n] for i in range(len(s) - n + 1)]
-                    counts[code][n].update(g for g in grams if g.strip())
-        vocab = sorted({g for code in self.languages for n in self.orders for g in counts[code][n]})
-        self._index = {g: i for i, g in enumerate(vocab)}
-        logp = np.zeros((len(vocab) + 1, len(self.languages)), dtype=np.float64)  # last row: unseen n-gram
-        k = self.smoothing
+        normalized = {code: [normalize(t) for t in texts] for code, texts in texts_by_language.items()}
+        chars = Counter(c for texts in normalized.values() for t in texts for c in t)
+        alphabet = sorted(c for c, _ in chars.most_common(self._MAX_ALPHABET))
+        self._alphabet = np.array([ord(c) for c in alphabet], dtype=np.int64)
+        self._base = len(alphabet) + 1
+        self._space_id = alphabet.index(" ") + 1 if " " in alphabet else -1
+        self._keys: dict[int, np.ndarray] = {}
+        self._rows: dict[int, np.ndarray] = {}
+        blocks, k, n_rows = [], self.smoothing, 0
         for n in self.orders:
-            rows = [i for g, i in self._index.items() if len(g) == n]
-            v_n = len(rows) + 1
-            for j, code in enumerate(self.languages):
-                c = counts[code][n]
-                denom = math.log(sum(c.values()) + k * v_n)
-                logp[rows, j] = np.log(np.array([c.get(vocab[i], 0) for i in rows], dtype=np.float64) + k) - denom
-        self._logp = (logp / len(self.orders)).astype(np.float32)
+            per_lang = []
+            for code in self.languages:
+                keys, _ = self._ngram_keys(*self._char_ids(normalized[code]), n)
+                per_lang.append(np.unique(keys, return_counts=True))
+            vocab = np.unique(np.concatenate([u for u, _ in per_lang]))
+            counts = np.zeros((len(vocab), len(self.languages)))
+            for j, (u, c) in enumerate(per_lang):
+                counts[np.searchsorted(vocab, u), j] = c
+            v_n = len(vocab) + 1
+            blocks.append(np.log(counts + k) - np.log(counts.sum(axis=0) + k * v_n))
+            self._keys[n] = vocab
+            self._rows[n] = np.arange(n_rows, n_rows + len(vocab))
+            n_rows += len(vocab)
+        blocks.append(np.zeros((1, len(self.languages))))  # last row: an n-gram no language has seen
+        self._logp = np.vstack(blocks) / len(self.orders)
+        self._unseen = n_rows
         return self
+
+    def _char_ids(self, normalized_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Alphabet ids of all characters (0: unknown), the text each belongs to, and its texts' ends."""
+        cps, text_of = _codepoints(normalized_texts)
+        pos = np.searchsorted(self._alphabet, cps).clip(max=max(len(self._alphabet) - 1, 0))
+        ids = np.where(self._alphabet[pos] == cps, pos + 1, 0) if len(self._alphabet) else np.zeros_like(cps)
+        ends = np.cumsum([len(t) for t in normalized_texts], dtype=np.int64)
+        return ids, text_of, ends
+
+    def _ngram_keys(self, ids: np.ndarray, text_of: np.ndarray, ends: np.ndarray, n: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Integer keys of all n-grams of order ``n`` (single spaces left out) and the text each is from."""
+        start = np.arange(len(ids))
+        valid = start + n <= ends[text_of] if len(ids) else np.zeros(0, bool)
+        if n == 1:
+            valid &= ids != self._space_id
+        start = start[valid]
+        keys = np.zeros(len(start), dtype=np.int64)
+        for offset in range(n):
+            keys = keys * self._base + ids[start + offset]
+        return keys, text_of[valid]
 
     def log_scores(self, texts: Sequence[str]) -> np.ndarray:
         """(n_texts, n_languages) summed n-gram log-likelihoods (divided by the number of orders)."""
-        get, unseen = self._index.get, len(self._index)
-        ids: list[int] = []
-        bounds = [0]
-        for text in texts:
-            s = normalize(text)
-            for n in self.orders:
-                ids.extend([get(s[i:i + n], unseen) for i in range(len(s) - n + 1)])
-            bounds.append(len(ids))
-        out = np.zeros((len(texts), len(self.languages)), dtype=np.float64)
-        if ids:
-            per_gram = self._logp[np.asarray(ids, dtype=np.int64)]
-            csum = np.vstack([np.zeros((1, per_gram.shape[1])), np.cumsum(per_gram, axis=0, dtype=np.float64)])
-            b = np.asarray(bounds)
-            out = csum[b[1:]] - csum[b[:-1]]
+        out = np.zeros((len(texts), len(self.languages)))
+        if not texts:
+            return out
+        ids, text_of_char, ends = self._char_ids([normalize(t) for t in texts])
+        for n in self.orders:
+            keys, text_of = self._ngram_keys(ids, text_of_char, ends, n)
+            vocab = self._keys[n]
+            pos = np.searchsorted(vocab, keys).clip(max=max(len(vocab) - 1, 0))
+            found = vocab[pos] == keys if len(vocab) else np.zeros(len(keys), bool)
+            rows = np.where(found, self._rows[n][pos] if len(vocab) else 0, self._unseen)
+            per_gram = self._logp[rows]
+            for j in range(len(self.languages)):
+                out[:, j] += np.bincount(text_of, weights=per_gram[:, j], minlength=len(texts))
         return out
 
 

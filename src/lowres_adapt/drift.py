@@ -39,6 +39,7 @@ _SPLITS = ("sentence", "line")
 _LINES = re.compile(r"[^\n\r]+")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s|$)")
 _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -110,6 +111,10 @@ class DriftDetector:
       distinctive for another candidate but not for it (each ҙ counts against Russian and Tatar).
     - ``script_weight``: log-evidence against a language per letter written in another script.
     - ``split``: ``"sentence"`` (lines, then sentences) or ``"line"``.
+    - ``switch_penalty``: cost in nats of a change of language between two words when a sentence is
+      searched for a switch inside it (generated text often drifts mid-sentence or without punctuation):
+      a sentence that ends in another language than the target is cut where that language starts;
+      ``None`` turns this off (sentences and lines are then labelled whole).
     - ``ngram_orders``, ``smoothing``: n-gram orders and add-k constant of the n-gram backend.
     - ``min_word_letters``: shortest foreign-script word reported.
 
@@ -130,10 +135,13 @@ class DriftDetector:
         *,
         languages: Sequence[str | LanguageProfile] | None = None,
         min_letters: int = 12,  # ~2 words: shorter fragments are too often ambiguous between ba and ru
-        min_confidence: float = 0.5,
+        # With five candidates (fastText: ba, ru, en, tt, kk) a best guess under 70% is mostly ba-vs-tt
+        # doubt on a short sentence; calling it "und" keeps such guesses from counting as drift.
+        min_confidence: float = 0.7,
         letter_weight: float = 2.0,  # ~ the evidence of one extra informative character n-gram
         script_weight: float = 1.0,
         split: str = "sentence",
+        switch_penalty: float | None = 30.0,
         ngram_orders: Sequence[int] = (1, 2, 3, 4),
         smoothing: float = 0.5,
         min_word_letters: int = 2,
@@ -146,6 +154,7 @@ class DriftDetector:
         self.letter_weight = letter_weight
         self.script_weight = script_weight
         self.split = split
+        self.switch_penalty = switch_penalty
         self.ngram_orders = ngram_orders
         self.smoothing = smoothing
         self.min_word_letters = min_word_letters
@@ -165,6 +174,8 @@ class DriftDetector:
             raise ValueError(f"DriftDetector.min_letters must be a positive integer, got {self.min_letters!r}")
         if not 0.0 <= float(self.min_confidence) < 1.0:
             raise ValueError(f"DriftDetector.min_confidence must be in [0, 1), got {self.min_confidence!r}")
+        if self.switch_penalty is not None and not float(self.switch_penalty) >= 0:
+            raise ValueError(f"DriftDetector.switch_penalty must be >= 0 or None, got {self.switch_penalty!r}")
         for name in ("letter_weight", "script_weight", "smoothing"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f"DriftDetector.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -280,7 +291,7 @@ class DriftDetector:
             'ba'
         """
         self._ensure_fitted()
-        return [dict(zip(self.languages_, map(float, row), strict=True)) for row in self._posteriors(list(texts))]
+        return [dict(zip(self.languages_, map(float, row), strict=True)) for row in self._posteriors(list(texts))[0]]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """Returns the language code of each text (scored whole), ``"und"`` when too short or ambiguous.
@@ -293,9 +304,17 @@ class DriftDetector:
         """
         return [label for label, _ in self._label(list(texts))]
 
-    def _posteriors(self, texts: list[str]) -> np.ndarray:
+    def _posteriors(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior of each candidate (n_texts, n_languages) and the number of letters of each text."""
+        total, n_letters = self._log_scores(texts)
+        total = total - total.max(axis=1, keepdims=True) if len(total) else total
+        probs = np.exp(total)
+        return probs / probs.sum(axis=1, keepdims=True), n_letters
+
+    def _log_scores(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Backend log-scores plus alphabet evidence (n_texts, n_languages), and letters per text."""
         if not texts:
-            return np.zeros((0, len(self.languages_)))
+            return np.zeros((0, len(self.languages_))), np.zeros(0, dtype=np.int64)
         codes = list(self._labels)
         if self.backend_ == "fasttext":
             raw = self._backend.log_scores(texts, [self._labels[c] for c in codes])
@@ -308,28 +327,23 @@ class DriftDetector:
             script = self.target_.script
             same = [j for j, info in enumerate(self._infos[1:]) if info.script in (script, None)] or list(range(len(codes)))
             raw = np.hstack([raw[:, same].max(axis=1, keepdims=True) - 0.5 * float(self.letter_weight), raw])
-        total = raw + _langid.evidence(texts, self._infos, letter_weight=float(self.letter_weight),
-                                       script_weight=float(self.script_weight))
-        total -= total.max(axis=1, keepdims=True)
-        probs = np.exp(total)
-        return probs / probs.sum(axis=1, keepdims=True)
+        prior, n_letters = _langid.evidence(texts, self._infos, letter_weight=float(self.letter_weight),
+                                            script_weight=float(self.script_weight))
+        return raw + prior, n_letters
 
     def _label(self, texts: list[str]) -> list[tuple[str, float]]:
         """(language, confidence) per text; ``("und", 0.0)`` for short or ambiguous ones."""
         self._ensure_fitted()
-        out: list[tuple[str, float] | None] = [None] * len(texts)
-        scorable = []
-        for i, t in enumerate(texts):
-            if sum(c.isalpha() for c in t) < self.min_letters:
-                out[i] = (UNDETERMINED, 0.0)
-            else:
-                scorable.append(i)
-        probs = self._posteriors([texts[i] for i in scorable])
-        for i, row in zip(scorable, probs, strict=True):
+        probs, n_letters = self._posteriors(texts)
+        out = []
+        for row, letters in zip(probs, n_letters, strict=True):
             j = int(row.argmax())
             conf = float(row[j])
-            out[i] = (self.languages_[j], conf) if conf >= self.min_confidence else (UNDETERMINED, 0.0)
-        return out  # type: ignore[return-value]
+            if letters < self.min_letters or conf < self.min_confidence:
+                out.append((UNDETERMINED, 0.0))
+            else:
+                out.append((self.languages_[j], conf))
+        return out
 
     # ------------------------------------------------------------------------------------------ analysis
     def analyze(self, text: str) -> DriftAnalysis:
@@ -349,7 +363,48 @@ class DriftDetector:
         spans = [_segment_spans(str(t), self.split) for t in texts]
         flat = [str(t)[s:e] for t, sp in zip(texts, spans, strict=True) for s, e in sp]
         labels = iter(self._label(flat))
-        return [self._summarise(str(t), [(s, e, *next(labels)) for s, e in sp]) for t, sp in zip(texts, spans, strict=True)]
+        out = []
+        for t, sp in zip(texts, spans, strict=True):
+            t = str(t)
+            segments = []
+            for s, e in sp:
+                segments += self._split_at_switch(t, s, e, *next(labels))
+            out.append(self._summarise(t, segments))
+        return out
+
+    def _split_at_switch(self, text: str, start: int, end: int, lang: str, conf: float
+                         ) -> list[tuple[int, int, str, float]]:
+        """``[(start, end, lang, conf)]``, or the segment cut in two where it switches away from the target.
+
+        Generated text often drifts mid-sentence or without punctuation, so a segment is also searched
+        for a switch at a word boundary: every word is scored on its own and ``_language_path`` picks the
+        word languages that explain the segment best, at a cost of ``switch_penalty`` nats per change.
+        Only a trailing stretch of non-target words is a switch (the text left the target and did not come
+        back); a non-target stretch with target words after it in the same segment is an insertion (a
+        name, a title, a quotation) and is left to ``foreign_words``. The cut is kept when both pieces have
+        ``min_letters`` letters and, scored whole, get different languages, the second not the target.
+        """
+        keep = [(start, end, lang, conf)]
+        if self.switch_penalty is None or lang == UNDETERMINED:
+            return keep
+        words = [(m.start(), m.end()) for m in _LETTER_RUN.finditer(text, start, end)]
+        sizes = np.array([b - a for a, b in words])
+        if len(words) < 2 or sizes.sum() < 2 * self.min_letters:
+            return keep
+        scores, _ = self._log_scores([text[a:b] for a, b in words])
+        path = _language_path(scores, float(self.switch_penalty))
+        target = self.languages_.index(self.target_.code)
+        first = len(path)
+        while first > 0 and path[first - 1] != target:
+            first -= 1  # the trailing run of non-target words starts at word `first`
+        if first in (0, len(path)) or min(sizes[:first].sum(), sizes[first:].sum()) < self.min_letters:
+            return keep
+        cut = words[first][0]
+        first_end = start + len(text[start:cut].rstrip())
+        (l1, c1), (l2, c2) = self._label([text[start:first_end], text[cut:end]])
+        if l1 == l2 or l2 == self.target_.code or UNDETERMINED in (l1, l2):
+            return keep
+        return [(start, first_end, l1, c1), (cut, end, l2, c2)]
 
     def _summarise(self, text: str, segments: list[tuple[int, int, str, float]]) -> DriftAnalysis:
         target = self.target_.code
@@ -446,6 +501,34 @@ def _fitted_ngram(texts: dict[str, list[str]], orders: tuple[int, ...], smoothin
             _NGRAM_CACHE.clear()
         _NGRAM_CACHE[key] = _langid.NgramBackend(orders, smoothing).fit(texts)
     return _NGRAM_CACHE[key]
+
+
+def _language_path(scores: np.ndarray, penalty: float) -> list[int]:
+    """Returns the language index of each word that maximises the summed word scores minus ``penalty``
+    per change of language between neighbouring words (Viterbi; on ties the path stays in its language).
+
+    ``scores`` is (n_words, n_languages) log-scores.
+
+    >>> _language_path(np.array([[0.0, -5], [0, -5], [-9, 0], [-9, 0]]), penalty=4.0)
+    [0, 0, 1, 1]
+    >>> _language_path(np.array([[0.0, -5], [-3, 0], [0, -5]]), penalty=4.0)  # a 3-nat gain is not worth 2 changes
+    [0, 0, 0]
+    """
+    n_words, n_langs = scores.shape
+    if not n_words:
+        return []
+    best = scores[0].astype(np.float64)
+    back = np.zeros((n_words, n_langs), dtype=np.int64)
+    stay = np.arange(n_langs)
+    for w in range(1, n_words):
+        j = int(best.argmax())
+        switch = best[j] - penalty > best
+        back[w] = np.where(switch, j, stay)
+        best = np.where(switch, best[j] - penalty, best) + scores[w]
+    path = [int(best.argmax())]
+    for w in range(n_words - 1, 0, -1):
+        path.append(int(back[w, path[-1]]))
+    return path[::-1]
 
 
 def _sample_texts(code: str, profile: LanguageProfile | None) -> list[str]:

