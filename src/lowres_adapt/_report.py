@@ -45,6 +45,8 @@ class _Metric:
 
 def _num(x: float) -> str:
     ax = abs(x)
+    if ax >= 1e6:  # untrained models reach word perplexities in the billions: keep the column narrow
+        return f"{x:.3g}"
     if ax >= 1000:
         return f"{x:,.0f}"
     if ax >= 100:
@@ -254,8 +256,9 @@ class StudyResults:
         return list(groups.values()) if len(groups) > 1 else []
 
     # ---------------------------------------------------------------- Markdown
-    def to_markdown(self) -> str:
-        """Returns the report as Markdown: results table, notes, failures and tokenizer diagnostics."""
+    def to_markdown(self, *, diagnostics: bool = True) -> str:
+        """Returns the report as Markdown: results table, notes, failures and (unless ``diagnostics=False``)
+        the tokenizer diagnostics."""
         out = io.StringIO()
         title = self.study.get("name") or "Study results"
         out.write(f"# {title}\n\n")
@@ -288,7 +291,7 @@ class StudyResults:
                 msg = str(r.get("error") or "").splitlines()[0][:200].replace("|", "\\|") if r.get("error") else ""
                 out.write(f"| {r.get('run_id')} | {msg} |\n")
             out.write("\nEach failed run's folder holds `error.txt` with the traceback; `run()` again retries it.\n")
-        diag = self._diagnostics_markdown()
+        diag = self._diagnostics_markdown() if diagnostics else ""
         if diag:
             out.write("\n" + diag)
         return out.getvalue()
@@ -355,12 +358,11 @@ class StudyResults:
             for label, cov in letters.items():
                 cells = []
                 for ch in all_letters:
-                    c = cov.get(ch)
-                    if not c:
-                        cells.append("–")
-                    else:
-                        mark = "" if c.get("in_vocab", True) else " ✗"
-                        cells.append(f"{100 * c.get('whole_share', 0.0):.0f}%{mark}")
+                    c = cov.get(ch) or {}
+                    mark = "" if c.get("in_vocab", True) else " ✗"
+                    share = c.get("whole_share")
+                    # a letter absent from the evaluated text has no share (None): show a dash
+                    cells.append(f"{100 * share:.0f}%{mark}" if share is not None else f"–{mark}")
                 out.write(f"| {label} | " + " | ".join(cells) + " |\n")
         if warnings:
             out.write("\nWarnings:\n\n")

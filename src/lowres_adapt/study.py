@@ -13,6 +13,7 @@ Output folder::
       base/<model>/              the unadapted model: metrics.json, generations.jsonl
       runs/<model>__<recipe>__s<seed>/
         config.json              written first
+        log.txt                  the trainer's output (progress bars, loss lines, warnings)
         train/                   the recipe's output (adapter or model, tokenizer, metrics)
         generations.jsonl
         metrics.json             written LAST, atomically: its presence means the run finished
@@ -35,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import inspect
@@ -407,6 +409,8 @@ class Study:
         if isinstance(spec, Mapping):
             spec = dict(spec)
             return load_corpus(spec.pop("source"), spec.pop("text_field", "text"))
+        if isinstance(spec, str) and spec.startswith(_SAMPLE):
+            return _sample_docs(spec)
         if isinstance(spec, (str, os.PathLike)):
             return load_corpus(spec, self.text_field)
         texts = [str(t) for t in spec]
@@ -472,7 +476,7 @@ class Study:
                     f"output folder {str(out)!r} holds a study with different settings ({diffs}). "
                     "Use another output_dir, or run with the same settings to resume it"
                 )
-        elif out.exists() and any(out.iterdir()):
+        elif out.exists() and any(p.name != "models" for p in out.iterdir()):  # models/: checkpoints built for it
             raise StudyConfigError(f"output folder {str(out)!r} is not empty and holds no study.json; "
                                    "use a new or empty folder for a study")
         return old
@@ -632,7 +636,11 @@ class Study:
         t0 = time.perf_counter()
         model = tokenizer = None
         try:
-            model, tokenizer, train_metrics = body()
+            # The trainer's own progress bars and log lines go to the run's log.txt: the study's bar is the
+            # one progress display, and the log stays with the run for reading later.
+            with open(run_dir / "log.txt", "w", encoding="utf-8") as fh, \
+                    contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                model, tokenizer, train_metrics = body()
             test = self._evaluate(model, tokenizer, data.test)
             reference = None
             if data.reference is not None:
@@ -729,8 +737,8 @@ def corpus_splits(corpus: Any, *, text_field: str = "text", valid: float = 0.05,
                   seed: int = 0) -> dict[str, list[str]]:
     """Returns ``{"train", "valid", "test"}`` document lists for a study's ``corpus`` argument.
 
-    ``corpus``: a folder holding one file per split (used as it is), another path or ``"hf:"`` spec
-    (loaded and split with ``split_documents``), a list of documents (split), a splits dict (used as it
+    ``corpus``: a folder holding one file per split (used as it is), another path, an ``"hf:"`` spec
+    or ``"sample:<code>"`` (the shipped sample corpus; all three loaded and split with ``split_documents``), a list of documents (split), a splits dict (used as it
     is), or ``{"source": ..., "text_field": ...}``. A corpus too small for the splits raises
     ``StudyConfigError``.
 
@@ -756,9 +764,12 @@ def corpus_splits(corpus: Any, *, text_field: str = "text", valid: float = 0.05,
             raise StudyConfigError(f"corpus splits dict needs non-empty {missing}; it has keys {sorted(source)}")
         return {k: [str(d) for d in source.get(k) or []] for k in ("train", "valid", "test")}
     if isinstance(source, (str, os.PathLike)):
-        if not str(source).startswith("hf:") and data_mod.has_splits(source):
+        if str(source).startswith(_SAMPLE):
+            docs, what = _sample_docs(str(source)), repr(str(source))
+        elif not str(source).startswith("hf:") and data_mod.has_splits(source):
             return data_mod.load_splits(source, text_field)
-        docs, what = data_mod.load_corpus(source, text_field), repr(str(source))
+        else:
+            docs, what = data_mod.load_corpus(source, text_field), repr(str(source))
     elif isinstance(source, Sequence):
         docs, what = [str(d) for d in source], f"a list of {len(source)} documents"
     else:
@@ -768,6 +779,18 @@ def corpus_splits(corpus: Any, *, text_field: str = "text", valid: float = 0.05,
         return data_mod.split_documents(docs, valid=valid, test=test, seed=seed)
     except ValueError as e:
         raise StudyConfigError(f"corpus ({what}) is too small for the requested splits: {e}") from None
+
+
+_SAMPLE = "sample:"  # "sample:ba": the shipped sample corpus of a language (offline demos, configs)
+
+
+def _sample_docs(spec: str) -> list[str]:
+    from .data import sample_corpus
+
+    try:
+        return sample_corpus(spec[len(_SAMPLE):])
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        raise StudyConfigError(f"{spec!r}: {e}") from None
 
 
 def _load_parallel_file(spec: Any, language: LanguageProfile) -> dict[str, list[tuple[str, str]]]:
