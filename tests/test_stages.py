@@ -174,3 +174,16 @@ def test_bad_input_fails_before_training(tiny_gpt2_path, ba_docs, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         missing.train(tiny_gpt2_path, output_dir=out, block_size=32)
     assert not (out / "stages").exists()  # nothing trained
+
+
+def test_base_recipe_decides_what_trains():
+    """A StagedRecipe counts and adapts parameters exactly as its base recipe (no weights loaded)."""
+    import transformers
+
+    cfg = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=120)
+    for base in (la.FullFineTuning(), la.LoRA(r=4), la.LoRA(r=2, variant="dora")):
+        staged = la.StagedRecipe(base, [la.Stage("c")])
+        assert la.count_parameters_for(cfg, staged) == la.count_parameters_for(cfg, base)
+    lora = la.count_parameters_for(cfg, la.StagedRecipe(la.LoRA(r=4), [la.Stage("c")]))
+    # "auto" targets GPT-2's attention: c_attn (32 -> 96) and c_proj (32 -> 32), r * (in + out) each, 2 layers
+    assert lora["trainable"] == 2 * 4 * ((32 + 96) + (32 + 32))
