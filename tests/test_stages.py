@@ -170,6 +170,12 @@ def test_bad_input_fails_before_training(tiny_gpt2_path, ba_docs, tmp_path):
     assert default > 128
     with pytest.raises(ValueError, match=rf"block_size={default} \(the recipe's default"):
         staged.train(tiny_gpt2_path, ba_docs, data={"i": PAIRS}, output_dir=out)
+    with pytest.raises(ValueError, match="merge_adapter=True needs an adapter recipe"):
+        la.StagedRecipe(la.FullFineTuning(), staged.stages).train(tiny_gpt2_path, ba_docs, data={"i": PAIRS},
+                                                                  output_dir=out, block_size=32, merge_adapter=True)
+    with pytest.raises(ValueError, match="merge_adapter=True with QLoRA needs the base model's folder"):
+        la.StagedRecipe(la.QLoRA(r=2), staged.stages).train(tiny_gpt2_path, ba_docs, data={"i": PAIRS},
+                                                            output_dir=out, block_size=32, merge_adapter=True)
     missing = la.StagedRecipe(la.LoRA(), [la.Stage("i", kind="instruction", data=str(tmp_path / "missing.jsonl"))])
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         missing.train(tiny_gpt2_path, output_dir=out, block_size=32)

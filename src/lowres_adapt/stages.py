@@ -272,6 +272,16 @@ class StagedRecipe(AdaptationRecipe):
         for key in ("train_dataset", "eval_dataset"):
             if key in kwargs:
                 raise ValueError(f"{key} is per stage in a StagedRecipe: give data={{stage_name: ...}} instead")
+        if merge_adapter and not self.base._adapters:
+            raise ValueError(f"merge_adapter=True needs an adapter recipe (LoRA/QLoRA), not "
+                             f"{type(self.base).__name__}")
+        loaded = not isinstance(model, (str, os.PathLike))
+        if merge_adapter and self.base._quantize() and (len(self.stages) > 1 or loaded):
+            # QLoRA merges by reloading the base from its folder; a later stage only has the loaded 4-bit model.
+            raise ValueError("merge_adapter=True with QLoRA needs the base model's folder, which stages after the "
+                             "first no longer have: train without it, then merge the saved adapter with "
+                             "PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), "
+                             "output_dir).merge_and_unload()")
         if output_dir is None:
             import tempfile
 
