@@ -62,5 +62,8 @@ def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> d
             config = resolve_model(spec).config  # raises FileNotFoundError naming the bad path
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config)
+    # init_empty_weights re-registers parameters after transformers tied them: tie again, or a tied
+    # LM head (GPT-2, most small models) would be counted twice
+    model.tie_weights()
     model = recipe._adapt(model, for_counting=True)
     return recipe.count_parameters(model)

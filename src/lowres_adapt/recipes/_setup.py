@@ -280,7 +280,7 @@ def find_target_modules(model, which: str = "attention") -> list[str]:
 
         >>> import lowres_adapt as la
         >>> la.find_target_modules(la.build_tiny_model("gpt2", vocab_size=50, hidden_size=16))
-        ['attn.c_attn', 'attn.c_proj']
+        ['attn.c_proj', 'c_attn']
         >>> la.find_target_modules(la.build_tiny_model("llama", vocab_size=50, hidden_size=16), "all-linear")
         ['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']
     """
@@ -445,7 +445,7 @@ class PadCollator:
         ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), width), -100, dtype=torch.long)
         mask = torch.zeros((len(examples), width), dtype=torch.long)
-        for i, (e, n) in enumerate(zip(examples, lengths)):
+        for i, (e, n) in enumerate(zip(examples, lengths, strict=True)):
             ids[i, :n] = torch.as_tensor(e["input_ids"], dtype=torch.long)
             lab = e.get("labels")
             if lab is not None and len(lab) != n:
@@ -569,18 +569,20 @@ def check_resume(resume, output_dir: Path) -> None:
 class DivergenceCallback:
     """Stops training with ``TrainingDivergedError`` at the first non-finite logged training loss.
 
-    It also forces a log on every step that saves or evaluates, so no checkpoint is written after a
-    window whose loss was not checked. The last good checkpoint is one whose weights produced a finite
-    loss at the following step.
+    The loss logged at step N is computed with the weights of ``checkpoint-(N-1)``, so a checkpoint is
+    known good only once the step after it logged a finite loss. To make that check exact the callback
+    forces a log on every step that saves or evaluates and on the step right after a save.
     """
 
     def __init__(self) -> None:
         self.last_logged_step = 0
+        self._saved_before = False
 
     # TrainerCallback hooks (duck-typed: Trainer calls the ones it knows; see _callback_class below)
     def on_step_end(self, args, state, control, **kwargs):
-        if control.should_save or control.should_evaluate or control.should_training_stop:
+        if control.should_save or control.should_evaluate or control.should_training_stop or self._saved_before:
             control.should_log = True
+        self._saved_before = bool(control.should_save)
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -591,7 +593,8 @@ class DivergenceCallback:
             first = self.last_logged_step + 1
             steps = f"step {state.global_step}" if first >= state.global_step else \
                 f"steps {first}..{state.global_step}"
-            good = last_checkpoint(args.output_dir, before=first - 1)
+            # the first step that may have gone bad used the weights saved after the step before it
+            good = last_checkpoint(args.output_dir, before=first - 2)
             where = (f"the last good checkpoint is {good} (resume with resume_from_checkpoint={str(good)!r})"
                      if good else "no good checkpoint was saved before it (pass save_steps=N to keep some)")
             raise TrainingDivergedError(
@@ -652,7 +655,9 @@ def build_trainer(model, tokenizer, train_ds, eval_ds, opts: TrainOptions, outpu
         remove_unused_columns=False,  # the collator builds exactly what the model takes
         # packed blocks hold EOS (= pad for many tokenizers) as real tokens: count them all
         include_num_input_tokens_seen="all" if packed else "non_padding",
-        **{"dataloader_pin_memory": training_device() == "cuda", **opts.extra},
+        # use_cpu: without it accelerate never starts multi-CPU DDP (gloo) under torchrun/accelerate launch
+        **{"dataloader_pin_memory": training_device() == "cuda", "use_cpu": training_device() == "cpu",
+           **opts.extra},
     )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     cb = _callback_class()()
