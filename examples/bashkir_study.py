@@ -64,7 +64,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--corpus", help="corpus path (.txt, .jsonl, a folder; a folder with train/valid/test files "
                                     "is used as ready-made splits) or 'hf:<dataset>[:<config>][@<split>]'")
-    p.add_argument("--reference-corpus", help="reference-language corpus (e.g. Russian) for retention")
+    p.add_argument("--reference-corpus", help="reference-language corpus (e.g. Russian) for retention: bits per "
+                                              "byte on it before and after adaptation")
+    p.add_argument("--reference-field", default="text",
+                   help="JSONL field of the reference corpus (e.g. 'ru' for a parallel file); default: text")
+    p.add_argument("--prompts", help="prompts file for generation and drift, one per line "
+                                     "(default: the first words of test documents)")
+    p.add_argument("--parallel", help="JSONL of aligned sentences with fields 'ba' and reference codes, for "
+                                      "tokenizer parity")
     p.add_argument("--max-steps", type=int, help="optimizer steps per run")
     p.add_argument("--block-size", type=int, help="tokens per training sequence")
     p.add_argument("--batch-size", type=int, help="sequences per step")
@@ -96,62 +103,56 @@ def make_studies(args: argparse.Namespace) -> list[la.Study]:
     """Returns the Studies the arguments describe (nothing is trained yet): one, or two for the full
     paper grid."""
     seeds = [int(s) for s in split_list(args.seeds)] if args.seeds else None
-    options = {}
-    if args.preset == "demo":
-        out = Path(args.output_dir or "runs/bashkir-demo")
-        splits = None
-        if args.corpus:
-            corpus = args.corpus
-        else:
-            # Split first, then train the tokenizer on the train split only: no test text leaks into it.
-            splits = la.split_documents(la.sample_corpus("ba"), valid=0.1, test=0.1, seed=0)
-            corpus = splits
-        models = split_list(args.models)
-        if models is None:
-            if splits is None:
-                splits = la.load_splits(corpus) if la.has_splits(corpus) else la.split_documents(
-                    la.load_corpus(corpus), valid=0.1, test=0.1, seed=0)
-                corpus = splits
-            train_docs = splits["train"]
-            models = build_demo_models(out / "models", train_docs)
-        recipes = split_list(args.recipes) or ["full", "lora", "qlora"]
-        options.update(
-            seeds=seeds or [0, 1], max_steps=args.max_steps or 10, block_size=args.block_size or 64,
-            batch_size=args.batch_size or 4,
-            # tiny random models need a larger step than pretrained ones to move in a dozen steps
-            learning_rate=args.learning_rate or 2e-3,
-            # gradient checkpointing (QLoRA's default) only costs time on models this small
-            training={"gradient_checkpointing": False, "warmup_steps": 0.1},
-            evaluation={"bootstrap_samples": 200}, generation={"max_new_tokens": 16}, num_prompts=8,
-        )
-    else:
+    models, recipes = split_list(args.models), split_list(args.recipes)
+    common = dict(
+        language=la.BASHKIR, prompts=args.prompts, parallel=args.parallel,
+        reference_corpus=({"source": args.reference_corpus, "text_field": args.reference_field}
+                          if args.reference_corpus else None),
+        max_eval_documents=args.max_eval_documents, progress=not args.quiet,
+    )
+    if args.preset == "paper":
         if not args.corpus:
-            sys.exit("error: --preset paper needs --corpus (a path or an 'hf:' spec of a Bashkir corpus)")
+            raise ValueError("--preset paper needs --corpus (a path or an 'hf:' spec of a Bashkir corpus)")
         out = Path(args.output_dir or "runs/bashkir-paper")
-        corpus = args.corpus
-        models = split_list(args.models)
-        recipes = split_list(args.recipes)
+        parts = [(out, models or PAPER_FULL + PAPER_ADAPTER, recipes or ["full"])]
         if models is None and recipes is None:
-            # The paper's grid is not a full product: full fine-tuning for the small models, adapters for
-            # the large ones. Two studies in one folder each would mix settings, so use two subfolders.
-            return [
-                make_paper_part(args, out / "full", PAPER_FULL, ["full"], corpus, seeds),
-                make_paper_part(args, out / "adapters", PAPER_ADAPTER, PAPER_ADAPTER_RECIPES, corpus, seeds),
-            ]
-        models = models or PAPER_FULL + PAPER_ADAPTER
-        recipes = recipes or ["full"]
-        return [make_paper_part(args, out, models, recipes, corpus, seeds)]
-    return [la.Study(models=models, recipes=recipes, corpus=corpus, output_dir=out, language=la.BASHKIR,
-                     reference_corpus=args.reference_corpus, max_eval_documents=args.max_eval_documents,
-                     progress=not args.quiet, name="bashkir-demo", **options)]
+            # The paper's grid is not a full product (full fine-tuning for the small models, adapters for
+            # the large ones): two studies, each in its own folder.
+            parts = [(out / "full", PAPER_FULL, ["full"]),
+                     (out / "adapters", PAPER_ADAPTER, PAPER_ADAPTER_RECIPES)]
+        return [la.Study(models=m, recipes=r, seeds=seeds or [0, 1, 2], corpus=args.corpus, output_dir=o,
+                         max_steps=args.max_steps or 1000, block_size=args.block_size or 512,
+                         batch_size=args.batch_size or 8, learning_rate=args.learning_rate,
+                         name="bashkir-paper", **common)
+                for o, m, r in parts]
 
-
-def make_paper_part(args, out, models, recipes, corpus, seeds) -> la.Study:
-    return la.Study(models=models, recipes=recipes, seeds=seeds or [0, 1, 2], corpus=corpus, output_dir=out,
-                    language=la.BASHKIR, reference_corpus=args.reference_corpus,
-                    max_steps=args.max_steps or 1000, block_size=args.block_size or 512,
-                    batch_size=args.batch_size or 8, learning_rate=args.learning_rate,
-                    max_eval_documents=args.max_eval_documents, progress=not args.quiet, name="bashkir-paper")
+    out = Path(args.output_dir or "runs/bashkir-demo")
+    recipes = recipes or ["full", "lora", "qlora"]
+    if models is not None:  # your own (pretrained) models on your corpus: the recipes' default settings
+        if not args.corpus:
+            raise ValueError("--models needs --corpus (the demo's sample corpus is for the tiny demo models)")
+        return [la.Study(models=models, recipes=recipes, seeds=seeds or [0, 1], corpus=args.corpus,
+                         output_dir=out, max_steps=args.max_steps or 100, block_size=args.block_size or 128,
+                         batch_size=args.batch_size or 8, learning_rate=args.learning_rate,
+                         generation={"max_new_tokens": 32}, name="bashkir-study", **common)]
+    # The demo: split first, then train the tokenizer on the train split only (no test text leaks into it).
+    if args.corpus:
+        splits = la.load_splits(args.corpus) if la.has_splits(args.corpus) else la.split_documents(
+            la.load_corpus(args.corpus), valid=0.1, test=0.1, seed=0)
+    else:
+        splits = la.split_documents(la.sample_corpus("ba"), valid=0.1, test=0.1, seed=0)
+    models = build_demo_models(out / "models", splits["train"])
+    if common["reference_corpus"] is None:  # retention: bits per byte on the shipped Russian sample
+        common["reference_corpus"] = "sample:ru"
+    return [la.Study(
+        models=models, recipes=recipes, seeds=seeds or [0, 1], corpus=splits, output_dir=out,
+        max_steps=args.max_steps or 10, block_size=args.block_size or 64, batch_size=args.batch_size or 4,
+        # tiny random models need a larger step than pretrained ones to move in ten steps
+        learning_rate=args.learning_rate or 2e-3,
+        # gradient checkpointing (QLoRA's default) only costs time on models this small
+        training={"gradient_checkpointing": False, "warmup_steps": 0.1},
+        evaluation={"bootstrap_samples": 200}, generation={"max_new_tokens": 16}, num_prompts=8,
+        name="bashkir-demo", **common)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    if args.preset == "demo" and not args.models:
+    demo = args.preset == "demo" and not args.models
+    if demo:
         print(DEMO_NOTE, flush=True)
     try:
         studies = make_studies(args)
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except (la.LowresAdaptError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.preset == "demo" and not args.models:
+    if demo:
         print("\n" + DEMO_NOTE)
     return 3 if failed else 0
 

@@ -1,8 +1,8 @@
 """Study engine: grid, run folders, resumability, failures, folder fingerprints, aggregation and reports.
 
 Most tests use a ``Study`` whose steps are replaced by fast deterministic fakes (no model is built), so
-they test the engine itself; ``test_real_tiny_study*`` run the real recipes/evaluator/drift modules on
-tiny in-process models, and ``test_kill_and_resume`` kills a study subprocess with SIGKILL mid-run.
+they test the engine itself; ``test_kill_and_resume_gives_the_same_results`` runs the real
+recipes/evaluator/drift modules on a tiny model, killing a study subprocess with SIGKILL mid-run.
 """
 
 from __future__ import annotations
@@ -297,3 +297,83 @@ def test_example_config_is_valid():
     path = Path(__file__).resolve().parents[1] / "examples" / "study.yaml"
     s = Study.from_config(path)
     assert s.plan() and s.max_steps >= 1
+
+
+# --------------------------------------------------------------------------------------------- real modules
+KILL_SCRIPT = """
+import json, sys
+import lowres_adapt as la
+cfg = json.loads(sys.argv[1])
+la.Study(**cfg).run()
+"""
+
+
+def _tiny_real_config(output_dir: Path) -> dict:
+    return {"models": ["tiny:gpt2"], "recipes": ["full", "lora-r4"], "seeds": [0], "corpus": "sample:ba",
+            "output_dir": str(output_dir), "valid": 0.1, "test": 0.1, "max_steps": 4, "block_size": 32,
+            "batch_size": 2, "learning_rate": 1e-3, "evaluate_base": False, "num_prompts": 2,
+            "evaluation": {"bootstrap_samples": 20}, "generation": {"max_new_tokens": 4},
+            "drift_backend": "ngram", "progress": False}
+
+
+def _deterministic(rec: dict) -> dict:
+    """The numbers of a run that must not depend on being interrupted (timings and dates excluded)."""
+    return {"run_id": rec["run_id"], "status": rec["status"], "train_loss": rec["train"]["train_loss"],
+            "trainable": rec["train"]["trainable_params"], "bits_per_byte": rec["test"]["bits_per_byte"],
+            "token_perplexity": rec["test"]["token_perplexity"], "drift": rec["drift"]["n_texts"],
+            "split": rec["split_fingerprint"]}
+
+
+def test_kill_and_resume_gives_the_same_results(tmp_path):
+    """A study subprocess killed with SIGKILL in the middle of its second run, then resumed, gives the
+    results of an uninterrupted study; the half-done run is redone, the finished one read back."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    needs_recipes()
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    first, second = "tiny-gpt2__full__s0", "tiny-gpt2__lora-r4__s0"
+    def start(folder):
+        return subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(_tiny_real_config(folder))],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    proc, clean_proc = start(killed_dir), start(clean_dir)  # the uninterrupted one runs alongside
+    try:
+        deadline = time.monotonic() + 90
+        while not (killed_dir / "runs" / second / "config.json").exists():
+            assert proc.poll() is None, "the study ended before it could be killed"
+            assert time.monotonic() < deadline, "the study did not reach its second run in time"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert (killed_dir / "runs" / first / "metrics.json").is_file()
+    assert not (killed_dir / "runs" / second / "metrics.json").exists()  # killed mid-run: not finished
+    finished_at = json.loads((killed_dir / "runs" / first / "metrics.json").read_text())["finished_at"]
+
+    resumed = Study(**_tiny_real_config(killed_dir)).run()
+    _, err = clean_proc.communicate(timeout=300)
+    assert clean_proc.returncode == 0, err[-2000:]
+    clean = Study(**_tiny_real_config(clean_dir)).run()  # reads the finished runs back
+    assert [_deterministic(r) for r in resumed.runs] == [_deterministic(r) for r in clean.runs]
+    assert all(r["status"] == "ok" for r in resumed.runs)
+    # the finished run was read back, not redone
+    assert resumed.runs[0]["finished_at"] == finished_at
+    # a second method: the saved LoRA adapter, reloaded and scored by the evaluator, gives the run's number
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    run_dir = killed_dir / "runs" / second / "train"
+    model = AutoPeftModelForCausalLM.from_pretrained(run_dir)
+    tok = AutoTokenizer.from_pretrained(run_dir)
+    test = la.split_documents(la.sample_corpus("ba"), valid=0.1, test=0.1, seed=0)["test"]
+    again = la.PerplexityEvaluator(bootstrap_samples=0, progress=False).evaluate(model, tok, test)
+    assert again.bits_per_byte == pytest.approx(resumed.runs[1]["test"]["bits_per_byte"], rel=1e-5)
+    # the reports name both runs, and the table has one row per model x recipe
+    assert [r["recipe"] for r in resumed.table()] == ["full", "lora-r4"]
+    report = (killed_dir / "results.md").read_text(encoding="utf-8")
+    assert "| tiny-gpt2 | full |" in report and "| tiny-gpt2 | lora-r4 | 4 |" in report

@@ -37,6 +37,8 @@ class _Metric:
             return "–"
         if std is None or not self.show_std:
             return self.fmt(mean)
+        if self.fmt is _num and "e" in _num(mean):  # huge numbers: both in the same short notation
+            return f"{_num(mean)} ± {std:.2g}"
         if self.fmt is _num:  # the std with as many decimals as the mean
             decimals = len(_num(mean).split(".")[1]) if "." in _num(mean) else 0
             return f"{_num(mean)} ± {std:,.{decimals}f}"
