@@ -25,7 +25,8 @@ from typing import Any
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 _CORPUS_HELP = ("documents: a .txt file (blank-line separated), a .jsonl file, a folder of those (a folder with "
-                "train/valid/test files is used as ready-made splits), or 'hf:<dataset>[:<config>][@<split>]'")
+                "train/valid/test files is used as ready-made splits), 'hf:<dataset>[:<config>][@<split>]', or "
+                "'sample:ba' (the sample corpus shipped with the package)")
 
 
 # --------------------------------------------------------------------------------------------- parser
@@ -201,7 +202,7 @@ def _texts_for(args, split: str) -> list[str]:
     if split == "all":
         from .data import has_splits, load_corpus
 
-        if has_splits(args.corpus):
+        if str(args.corpus).startswith("sample:") or has_splits(args.corpus):
             parts = corpus_splits(args.corpus, text_field=args.text_field)
             docs = parts["train"] + parts["valid"] + parts["test"]
         else:
