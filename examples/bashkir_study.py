@@ -20,9 +20,13 @@ back. Commands (from the repository root)::
     # a quicker smoke run of the demo
     python examples/bashkir_study.py --seeds 0 --max-steps 5 --output-dir runs/bashkir-smoke
 
-    # CPU-scale replication on a real pretrained base and the real corpus
+    # CPU-scale replication on a real pretrained base and the real corpus (docs/results/study.md)
     python examples/bashkir_study.py --models ../shared/models/mini-gpt2-ru --corpus ../shared/data/bashkir \\
-        --recipes full,lora,qlora --seeds 0,1,2 --max-steps 60 --output-dir runs/mini-gpt2-ru
+        --recipes full,lora,qlora --seeds 0,1,2 --max-steps 30 --learning-rate 5e-4 \\
+        --max-eval-documents 8 --prompts ../shared/data/bashkir/prompts-ba.txt \\
+        --parallel ../shared/data/bashkir/parallel-ba-ru-en.jsonl \\
+        --reference-corpus ../shared/data/bashkir/parallel-ba-ru-en.jsonl --reference-field ru \\
+        --output-dir runs/mini-gpt2-ru
 
     # the paper's grid (GPU, hub access), with a Russian corpus to measure retention
     python examples/bashkir_study.py --preset paper --corpus hf:my-org/bashkir-corpus \\
@@ -155,14 +159,21 @@ def make_studies(args: argparse.Namespace) -> list[la.Study]:
         name="bashkir-demo", **common)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # Library warnings (about attention masks, deprecated options) would break up the progress bar;
-    # each run's trainer output is kept in its folder's log.txt.
+def quiet_libraries() -> None:
+    """Library warnings (attention masks, optional CPU kernels) would break up the progress bar; each
+    run's trainer output is kept in its folder's log.txt."""
+    import logging
+
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quiet_libraries()
     demo = args.preset == "demo" and not args.models
     if demo:
         print(DEMO_NOTE, flush=True)

@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_libraries()
     out = Path(args.output_dir or tempfile.mkdtemp(prefix="tatar-"))
     out.mkdir(parents=True, exist_ok=True)
 
@@ -146,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is None:
         print("(A tiny model trained on a dozen paragraphs: this shows the steps, not a useful Tatar model.)")
     return 0
+
+
+def quiet_libraries() -> None:
+    """Keeps the output to this script's lines and the training progress bar."""
+    import logging
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def _pct(x: float | None) -> str:

@@ -175,6 +175,7 @@ class _RunSpec:
 class _Data:
     splits: dict[str, list[str]]
     test: list[str]  # the evaluated test documents (after max_eval_documents)
+    valid: list[str]  # the documents the trainer evaluates on (after max_eval_documents)
     prompts: list[str]
     reference: list[str] | None
     parallel: Any  # pairs, or {reference code: pairs}, or None
@@ -395,13 +396,15 @@ class Study:
 
         splits = corpus_splits(self.corpus, text_field=self.text_field, valid=self.valid, test=self.test,
                                seed=self.split_seed)
-        test = splits["test"][: self.max_eval_documents] if self.max_eval_documents else splits["test"]
+        n = self.max_eval_documents
+        test = splits["test"][:n] if n else splits["test"]
+        valid = splits["valid"][:n] if n else splits["valid"]
         prompts = self._load_prompts(test)
         reference = None
         if self.reference_corpus is not None:
             reference = self._load_texts(self.reference_corpus, "reference_corpus")
         parallel = self._load_parallel()
-        return _Data(splits, test, prompts, reference, parallel, split_fingerprint(splits))
+        return _Data(splits, test, valid, prompts, reference, parallel, split_fingerprint(splits))
 
     def _load_texts(self, spec: Any, what: str) -> list[str]:
         from .data import load_corpus
@@ -449,7 +452,7 @@ class Study:
         """Everything that changes a run's numbers (the grid itself aside)."""
         return {
             "language": self.language.to_dict(), "split_fingerprint": data.split_fingerprint,
-            "test_fingerprint": _texts_fingerprint(data.test),
+            "test_fingerprint": _texts_fingerprint(data.test), "valid_fingerprint": _texts_fingerprint(data.valid),
             "reference_fingerprint": _texts_fingerprint(data.reference),
             "parallel_fingerprint": _hash(data.parallel) if data.parallel else None,
             "prompts": data.prompts, "max_steps": self.max_steps, "block_size": self.block_size,
@@ -685,7 +688,7 @@ class Study:
         if self.learning_rate is not None:
             kwargs["learning_rate"] = self.learning_rate
         return spec.recipe.train(
-            model_path, data.splits["train"], eval_texts=data.splits["valid"] or None, output_dir=str(output_dir),
+            model_path, data.splits["train"], eval_texts=data.valid or None, output_dir=str(output_dir),
             seed=spec.seed, max_steps=self.max_steps, block_size=self.block_size, batch_size=self.batch_size,
             **kwargs,
         )
