@@ -278,6 +278,7 @@ def test_missing_fasttext_names_the_extra(monkeypatch):
     with pytest.raises(BackendUnavailableError, match=re.escape('pip install "lowres-adapt[lid]"')):
         la.DriftDetector("ba", backend="fasttext").fit()
     assert la.DriftDetector("ba", backend="auto").fit().backend_ == "ngram"
+    assert la.BackendUnavailableError is BackendUnavailableError and issubclass(BackendUnavailableError, ImportError)
 
 
 # --------------------------------------------------------------------------------------------- fastText

@@ -75,6 +75,7 @@ _LAZY: dict[str, str] = {
     "LowresAdaptError": "errors",
     "QuantizationUnavailableError": "errors",
     "TrainingDivergedError": "errors",
+    "BackendUnavailableError": "errors",
 }
 
 __all__ = ["__version__", *_LAZY]
