@@ -100,6 +100,18 @@ def test_fertility_before_after_recomputed(extended_gpt2, ru_tok):
     assert info.fertility_after < 0.8 * info.fertility_before
 
 
+def test_tokenizer_diagnostics_read_the_extended_tokenizer(extended_gpt2, ru_tok):
+    """diagnose_tokenizer sees the added tokens: its token count matches info, fertility falls, text round-trips."""
+    _, tok, info = extended_gpt2
+    before = la.diagnose_tokenizer(ru_tok, BA, language=la.BASHKIR, progress=False)
+    after = la.diagnose_tokenizer(tok, BA, language=la.BASHKIR, progress=False)
+    n_bytes = sum(len(t.encode("utf-8")) for t in BA)
+    assert before.bytes_per_token == pytest.approx(n_bytes / info.tokens_before)
+    assert after.bytes_per_token == pytest.approx(n_bytes / info.tokens_after)
+    assert after.roundtrip_ok and after.fertility < 0.8 * before.fertility
+    assert after.byte_fallback_rate < before.byte_fallback_rate
+
+
 def _check_mean_of_pieces(old_model, new_model, info, old_tok):
     old_in = old_model.get_input_embeddings().weight
     new_in = new_model.get_input_embeddings().weight
