@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import lowres_adapt as la
+from lowres_adapt._utils import library_versions
 
 
 def _split(folder: Path, name: str, limit: int | None) -> list[str]:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                       "train_loss": m["train_loss"], "train_seconds": m["train_seconds"]} for k, m in runs.items()},
         "extended_minus_base_trained": cmp_trained,
         "extended_minus_base_untrained": cmp_init,
-        "library_versions": la._utils.library_versions(),
+        "library_versions": library_versions(),
     }
     print(_markdown(report))
     if args.out:
