@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--block-size", type=int, help="tokens per training sequence")
     p.add_argument("--batch-size", type=int, help="sequences per step")
     p.add_argument("--learning-rate", type=float, help="learning rate (default: each recipe's own)")
-    p.add_argument("--max-eval-documents", type=int, help="evaluate on at most this many test documents")
+    p.add_argument("--max-eval-documents", type=int,
+                   help="evaluate on at most this many test (and, during training, valid) documents")
     p.add_argument("--output-dir", help="where the runs and reports go")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
