@@ -123,11 +123,13 @@ def score_documents(
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                        use_cache=False).logits
         scored = targets != -100
-        # Only the scored positions are upcast to float32 and normalised (half/4-bit models included).
-        token_nll = torch.nn.functional.cross_entropy(
-            logits[scored.to(logits.device)].float(), targets[scored].to(logits.device), reduction="none"
-        ).double().cpu()
-        row_nll = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, scored.nonzero()[:, 0], token_nll)
+        # nll = logsumexp(logits) - logit[target], in float32 (half and 4-bit models' logits are upcast;
+        # a no-op for float32): one read of the logits, and unlike cross_entropy no (positions x
+        # vocabulary) log-softmax is written. Unscored positions (padding, context) are zeroed after.
+        logits = logits.float()
+        picked = logits.gather(-1, targets.clamp(min=0).to(logits.device).unsqueeze(-1)).squeeze(-1)
+        token_nll = (torch.logsumexp(logits, dim=-1) - picked).double().cpu()
+        row_nll = token_nll.masked_fill(~scored, 0.0).sum(dim=1)
         for row, (doc, _) in enumerate(batch):
             nll[doc] += float(row_nll[row])
         if bar is not None:
