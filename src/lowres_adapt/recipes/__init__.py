@@ -43,7 +43,7 @@ def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> d
         >>> cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         ...                                num_attention_heads=4, vocab_size=100)
         >>> la.count_parameters_for(cfg, la.LoRA(r=8))
-        {'trainable': 8192, 'total': 86080}
+        {'trainable': 8192, 'total': 103232}
     """
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig

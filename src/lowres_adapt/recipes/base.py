@@ -175,7 +175,7 @@ class AdaptationRecipe:
             >>> import lowres_adapt as la
             >>> m = la.build_tiny_model("gpt2", vocab_size=100, hidden_size=16, num_heads=2, num_layers=1)
             >>> la.FullFineTuning().count_parameters(m)
-            {'trainable': 7984, 'total': 7984}
+            {'trainable': 9008, 'total': 9008}
         """
         return _setup.count_parameters(model)
 
