@@ -193,3 +193,21 @@ def test_base_recipe_decides_what_trains():
     lora = la.count_parameters_for(cfg, la.StagedRecipe(la.LoRA(r=4), [la.Stage("c")]))
     # "auto" targets GPT-2's attention: c_attn (32 -> 96) and c_proj (32 -> 32), r * (in + out) each, 2 layers
     assert lora["trainable"] == 2 * 4 * ((32 + 96) + (32 + 32))
+
+
+def test_staged_dict_loads_without_importing_stages_first():
+    """A study YAML names recipe: staged; from_dict must find it in a fresh interpreter."""
+    import json
+    import subprocess
+    import sys
+
+    from lowres_adapt import LoRA
+    from lowres_adapt.stages import Stage, StagedRecipe
+
+    recipe = StagedRecipe(LoRA(r=4), [Stage("c"), Stage("i", kind="instruction")])
+    code = ("import json, sys, lowres_adapt as la\n"
+            "r = la.AdaptationRecipe.from_dict(json.loads(sys.stdin.read()))\n"
+            "print(json.dumps(r.to_dict()))")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(recipe.to_dict()),
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == recipe.to_dict()

@@ -85,6 +85,10 @@ class AdaptationRecipe:
             target = cls
         else:
             target = _REGISTRY.get(str(name).lower())
+            if target is None and str(name).lower() == "staged":
+                from .. import stages  # noqa: F401 - registers StagedRecipe (stages imports recipes)
+
+                target = _REGISTRY.get("staged")
             if target is None:
                 raise ValueError(
                     f"unknown recipe {name!r}{did_you_mean(name, _REGISTRY)}; known recipes: {sorted(_REGISTRY)}"
