@@ -32,6 +32,15 @@ LONG_DOCS = [" ".join(SENTENCES[:3]), " ".join(SENTENCES[3:5])]  # 149 and 83 to
 MAX_LEN = 12  # window length used for long documents (the tiny models allow 64 positions)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The models here are tiny: extra threads only spin on a shared, loaded CPU (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tok():
     return la.train_tokenizer(SENTENCES * 3, vocab_size=300)
