@@ -9,7 +9,7 @@ Generations are greedy (deterministic) and sampled (temperature 0.8, top-p 0.95,
 continuations are analysed, never the prompts. Prints a table and writes everything (all generations and
 per-text analyses) to ``--out`` as JSON.
 
-Command (took 26 minutes on the shared 2-core machine under load, 1,411 s of it training at ~160
+Command (took about 30 minutes on the shared 2-core machine under load, 1,411 s of it training at ~160
 tokens/s; fewer --max-steps or --max-docs make it shorter)::
 
     python benchmarks/drift_mini_gpt2.py --model ../shared/models/mini-gpt2-ru \\
