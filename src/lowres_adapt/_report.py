@@ -98,6 +98,9 @@ METRICS: tuple[_Metric, ...] = (
     _Metric("token_perplexity", "token ppl", _num, False),
     _Metric("bits_per_byte", "bits/byte", _bpb, False),
     _Metric("word_perplexity", "word ppl", _num, False),
+    # share of generations the language identifier could score at all (degenerate text such as "әәәә" or
+    # "..." is not); line pass and drift are over the scorable ones only, so read them with it
+    _Metric("scorable_share", "scorable", _pct, True),
     _Metric("line_pass_rate", "line pass", _pct, True),
     _Metric("drift_rate", "drift", _pct, False),
     _Metric("ref_bits_per_byte_after", "ref bits/byte", _bpb, False),
@@ -156,6 +159,8 @@ def flatten_record(record: dict) -> dict:
         row[f"{key}_ci_low"], row[f"{key}_ci_high"] = _ci(test, key)
     for key in ("line_pass_rate", "word_pass_rate", "drift_rate", "mean_target_share"):
         row[key] = drift.get(key)
+    n_texts, n_scorable = drift.get("n_texts"), drift.get("n_scorable")
+    row["scorable_share"] = n_scorable / n_texts if n_texts and n_scorable is not None else None
     for key in ("train_loss", "eval_loss", "train_tokens", "peak_memory_bytes", "wall_seconds",
                 "tokens_per_second"):
         row[key] = train.get(key)
@@ -579,8 +584,10 @@ def _split_sizes(meta: dict) -> str:
 
 _LEGEND = (
     "\nMean ± sample std over the finished seeds. **bits/byte** and **word ppl** compare across tokenizers; "
-    "**token ppl** only within one tokenizer. **line pass**: share of generations whose every line is in the "
-    "target language; **drift**: share that switched language. **ref bits/byte**: bits per byte on the "
+    "**token ppl** only within one tokenizer. **scorable**: share of generations the language identifier could "
+    "score (degenerate output such as repeated letters or punctuation is not); **line pass**: share of the "
+    "scorable generations whose every line is in the target language; **drift**: share of them that switched "
+    "language. **ref bits/byte**: bits per byte on the "
     "reference-language corpus (retention), **ref Δ** its change from the base (positive = the language the base "
     "knew got worse). **train time**, **tok/s**, **peak mem**: from training. "
     "**share**: trainable share of all parameters. Row `base`: the model before adaptation.\n"
