@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 
@@ -148,8 +149,9 @@ def main(argv=None) -> int:
         print(f"  {name:12s} {tps[name]:10,.0f} tokens/s   ({times[name]:.2f} s)")
     per_round = [r / e for r, e in zip(runs["raw_forward"], runs["evaluator"], strict=True)]
     report["evaluator_over_raw_forward_per_round"] = per_round
+    report["evaluator_over_raw_forward_median_round"] = statistics.median(per_round)
     print(f"evaluator / raw batched forward: {report['evaluator_over_raw_forward']:.3f}   (target >= 0.85; "
-          f"per round: {', '.join(f'{x:.3f}' for x in per_round)})")
+          f"per round: {', '.join(f'{x:.3f}' for x in per_round)}; median {statistics.median(per_round):.3f})")
     print(f"evaluator / naive bs-1 loop:     {report['evaluator_over_naive_bs1']:.2f}x")
     print(f"naive loop total nll vs evaluator: relative difference {rel:.1e}")
     if args.out:
