@@ -462,9 +462,15 @@ class StudyResults:
             ax.errorbar([r["trainable_params_mean"] for r in pts], [r["bits_per_byte_mean"] for r in pts],
                         yerr=[r["bits_per_byte_std"] or 0.0 for r in pts], fmt=markers[i % len(markers)],
                         capsize=3, label=model)
+            # recipes with the same trainable count (LoRA and QLoRA of one rank) share one label, stacked
+            by_x: dict[float, list[dict]] = {}
             for r in pts:
-                ax.annotate(r["recipe"], (r["trainable_params_mean"], r["bits_per_byte_mean"]),
-                            textcoords="offset points", xytext=(4, 4), fontsize=7)
+                by_x.setdefault(r["trainable_params_mean"], []).append(r)
+            for x, group in by_x.items():
+                group.sort(key=lambda r: r["bits_per_byte_mean"])
+                label = "\n".join(f"{r['recipe']} {r['bits_per_byte_mean']:.3f}" for r in group)
+                ax.annotate(label, (x, group[0]["bits_per_byte_mean"]), textcoords="offset points", xytext=(5, 4),
+                            fontsize=7, va="bottom")
         for r in rows:  # unadapted bases as dashed lines
             if r["recipe"] == BASE_RECIPE:
                 ax.axhline(r["bits_per_byte_mean"], ls="--", lw=0.8, color="grey")
