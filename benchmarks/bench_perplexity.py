@@ -6,16 +6,17 @@
 
 All three score the same tokens; the benchmark checks that (a) and (b) agree with the evaluator on the
 tokens scored and (b) on the total log-likelihood. Each measurement is repeated and the fastest run
-is kept; the runs are interleaved so that load from other processes hits all three alike.
+is kept; the runs are interleaved so that load from other processes hits all three alike, and every
+round's ratio is printed (on a shared CPU, ``--threads 1`` gives steadier numbers).
 
 Commands::
 
     # tiny CPU run: a tiny model built in-process, on the shipped Bashkir sample (under a minute)
     python benchmarks/bench_perplexity.py
 
-    # the shared pretrained base on 40 documents of the shared test split
+    # the shared pretrained base on 16 documents of the shared test split (docs/results/evaluation.md)
     python benchmarks/bench_perplexity.py --model ../shared/models/mini-gpt2-ru \\
-        --data ../shared/data/bashkir/corpus-test.jsonl --max-docs 40 \\
+        --data ../shared/data/bashkir/corpus-test.jsonl --max-docs 16 --repeats 5 \\
         --out benchmarks/results/bench_perplexity.json
 """
 
