@@ -336,28 +336,34 @@ def test_kill_and_resume_gives_the_same_results(tmp_path):
     needs_recipes()
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     first, second = "tiny-gpt2__full__s0", "tiny-gpt2__lora-r4__s0"
-    def start(folder):
-        return subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(_tiny_real_config(folder))],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    proc, clean_proc = start(killed_dir), start(clean_dir)  # the uninterrupted one runs alongside
+    def start(folder):  # output to a file: a pipe nobody reads could fill up and stall the study
+        log = open(tmp_path / f"{folder.name}.log", "w")  # noqa: SIM115 (closed with the process below)
+        return subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, json.dumps(_tiny_real_config(folder))],
+                                stdout=log, stderr=subprocess.STDOUT), log
+
+    (proc, log), (clean_proc, clean_log) = start(killed_dir), start(clean_dir)  # the clean one runs alongside
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # generous: the suite may run on a loaded machine
         while not (killed_dir / "runs" / second / "config.json").exists():
-            assert proc.poll() is None, "the study ended before it could be killed"
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "the study did not reach its second run in time"
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            proc.kill()  # SIGKILL as well; also when an assertion above failed
         proc.wait(timeout=30)
+        log.close()
     assert proc.returncode == -signal.SIGKILL
     assert (killed_dir / "runs" / first / "metrics.json").is_file()
     assert not (killed_dir / "runs" / second / "metrics.json").exists()  # killed mid-run: not finished
     finished_at = json.loads((killed_dir / "runs" / first / "metrics.json").read_text())["finished_at"]
 
     resumed = Study(**_tiny_real_config(killed_dir)).run()
-    _, err = clean_proc.communicate(timeout=300)
-    assert clean_proc.returncode == 0, err[-2000:]
+    clean_proc.wait(timeout=300)
+    clean_log.close()
+    assert clean_proc.returncode == 0, (tmp_path / "clean.log").read_text()[-2000:]
     clean = Study(**_tiny_real_config(clean_dir)).run()  # reads the finished runs back
     assert [_deterministic(r) for r in resumed.runs] == [_deterministic(r) for r in clean.runs]
     assert all(r["status"] == "ok" for r in resumed.runs)
