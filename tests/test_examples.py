@@ -15,6 +15,24 @@ import lowres_adapt as la
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.fixture(autouse=True)
+def _restore_library_logging():
+    """The scripts quiet transformers, datasets and bitsandbytes for their users; undo it for later tests."""
+    import logging
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    bnb = logging.getLogger("bitsandbytes")
+    state = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled(),
+             datasets.is_progress_bar_enabled(), bnb.level)
+    yield
+    hf_logging.set_verbosity(state[0])
+    (hf_logging.enable_progress_bar if state[1] else hf_logging.disable_progress_bar)()
+    (datasets.enable_progress_bars if state[2] else datasets.disable_progress_bars)()
+    bnb.setLevel(state[3])
+
+
 def load_example(name: str):
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

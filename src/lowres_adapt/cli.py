@@ -16,6 +16,7 @@ usage, 3 a study finished but some of its runs failed, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -341,6 +342,26 @@ def cmd_study(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------- main
+@contextlib.contextmanager
+def _quiet_libraries(enabled: bool):
+    """Library advice (attention masks, optional CPU kernels) buries the command's own output; --debug
+    keeps it. The levels are restored afterwards (``main`` may be called from Python)."""
+    if not enabled:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    bnb = logging.getLogger("bitsandbytes")
+    old_bnb, old_hf = bnb.level, hf_logging.get_verbosity()
+    bnb.setLevel(logging.ERROR)
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        bnb.setLevel(old_bnb)
+        hf_logging.set_verbosity(old_hf)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the ``lowres-adapt`` command line; returns the exit code.
 
@@ -360,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
-        return int(args.func(args) or 0)
+        with _quiet_libraries(not args.debug):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         _info("lowres-adapt: interrupted")
         return EXIT_INTERRUPTED
