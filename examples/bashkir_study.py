@@ -22,7 +22,7 @@ back. Commands (from the repository root)::
 
     # CPU-scale replication on a real pretrained base and the real corpus (docs/results/study.md)
     python examples/bashkir_study.py --models ../shared/models/mini-gpt2-ru --corpus ../shared/data/bashkir \\
-        --recipes full,lora,qlora --seeds 0,1 --max-steps 30 --learning-rate 5e-4 \\
+        --recipes full,lora,qlora --seeds 0,1,2 --max-steps 30 --learning-rate 5e-4 \\
         --max-eval-documents 8 --prompts ../shared/data/bashkir/prompts-ba.txt \\
         --parallel ../shared/data/bashkir/parallel-ba-ru-en.jsonl \\
         --reference-corpus ../shared/data/bashkir/parallel-ba-ru-en.jsonl --reference-field ru \\
