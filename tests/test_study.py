@@ -383,3 +383,14 @@ def test_kill_and_resume_gives_the_same_results(tmp_path):
     assert [r["recipe"] for r in resumed.table()] == ["full", "lora-r4"]
     report = (killed_dir / "results.md").read_text(encoding="utf-8")
     assert "| tiny-gpt2 | full |" in report and "| tiny-gpt2 | lora-r4 | 4 |" in report
+
+
+def test_staged_recipes_get_readable_distinct_labels():
+    """LlamaTurk's c / c+i / i variants on one base recipe: one run id each, named after the stages."""
+    import lowres_adapt as la
+
+    variants = [la.StagedRecipe(la.LoRA(r=8), [la.Stage("c")]),
+                la.StagedRecipe(la.LoRA(r=8), [la.Stage("c"), la.Stage("i", kind="instruction")]),
+                la.StagedRecipe(la.LoRA(r=8), [la.Stage("i", kind="instruction")])]
+    plan = Study(models=["tiny:gpt2"], recipes=variants, seeds=[0], corpus=DOCS).plan()
+    assert plan == ["tiny-gpt2__lora-r8-c__s0", "tiny-gpt2__lora-r8-c-i__s0", "tiny-gpt2__lora-r8-i__s0"]

@@ -80,11 +80,15 @@ def resolve_recipe(spec: Any):
 
 
 def _recipe_dict(recipe: Any) -> dict:
-    return json.loads(json.dumps(recipe.to_dict(), sort_keys=True, default=str))
+    data = recipe if isinstance(recipe, dict) else recipe.to_dict()
+    return json.loads(json.dumps(data, sort_keys=True, default=str))
 
 
 def _recipe_label(recipe: Any) -> str:
     d = _recipe_dict(recipe)
+    if str(d.get("recipe", "")).lower() == "staged" and isinstance(d.get("base"), dict):
+        # a StagedRecipe: its base recipe's label plus the stage names, e.g. "lora-r8-c+i"
+        return _slug(f"{_recipe_label(d['base'])}-{d.get('label') or 'staged'}")
     name = str(d.get("recipe") or d.get("name") or type(recipe).__name__).lower()
     name = {"fullfinetuning": "full", "full_finetuning": "full", "full-finetuning": "full"}.get(name, name)
     variant = d.get("variant")
