@@ -14,7 +14,7 @@ Commands::
     # tiny CPU run: a tiny model built in-process, on the shipped Bashkir sample (under a minute)
     python benchmarks/bench_perplexity.py
 
-    # the shared pretrained base on 16 documents of the shared test split (docs/results/evaluation.md)
+    # the shared pretrained base on 16 documents of the shared test split (docs/results.md#perplexity-evaluator)
     python benchmarks/bench_perplexity.py --model ../shared/models/mini-gpt2-ru \\
         --data ../shared/data/bashkir/corpus-test.jsonl --max-docs 16 --repeats 5 \\
         --out benchmarks/results/bench_perplexity.json

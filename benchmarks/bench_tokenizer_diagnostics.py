@@ -9,7 +9,7 @@ peak of Python and NumPy allocations during the diagnostics, and the process's p
 
 Commands::
 
-    # the measurement for docs/results/tokenizer.md (about 3 minutes on 2 CPU cores)
+    # the measurement for docs/results.md#tokenizer-diagnostics (about 3 minutes on 2 CPU cores)
     python benchmarks/bench_tokenizer_diagnostics.py --tokenizer ../shared/models/mini-gpt2-ru \\
         --data ../shared/data/bashkir/corpus-train.jsonl --mb 50
 

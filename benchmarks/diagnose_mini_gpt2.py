@@ -1,4 +1,4 @@
-"""Tokenizer diagnostics of mini-gpt2-ru on Bashkir: the report behind docs/results/tokenizer.md.
+"""Tokenizer diagnostics of mini-gpt2-ru on Bashkir: the report behind docs/results.md#tokenizer-diagnostics.
 
 Diagnoses the tokenizer at ``--model`` on the Bashkir test split, with parity against the Russian and
 English sides of the parallel sentences; with ``--train``, also trains a byte-level BPE of the same
@@ -7,11 +7,11 @@ the same tokenizer is diagnosed on the Russian side of the parallel sentences.
 
 Commands::
 
-    # the numbers in docs/results/tokenizer.md (about 1 minute on 2 CPU cores)
+    # the numbers in docs/results.md#tokenizer-diagnostics (about 1 minute on 2 CPU cores)
     python benchmarks/diagnose_mini_gpt2.py --model ../shared/models/mini-gpt2-ru \\
         --test ../shared/data/bashkir/corpus-test.jsonl \\
         --parallel ../shared/data/bashkir/parallel-ba-ru-en.jsonl \\
-        --train ../shared/data/bashkir/corpus-train.jsonl --out docs/results/tokenizer-report.md
+        --train ../shared/data/bashkir/corpus-train.jsonl --out /tmp/tokenizer-report.md
 
     # a tiny run (seconds): the shipped Bashkir sample instead of the test split, no parallel sentences
     python benchmarks/diagnose_mini_gpt2.py --model ../shared/models/mini-gpt2-ru

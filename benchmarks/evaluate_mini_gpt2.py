@@ -1,6 +1,6 @@
 """Evaluate a causal LM on a corpus split with ``PerplexityEvaluator`` and print the report as Markdown.
 
-Used for the numbers in ``docs/results/evaluation.md``. Paths are arguments; nothing is written into the
+Used for the numbers in ``docs/results.md#perplexity-evaluator``. Paths are arguments; nothing is written into the
 repository unless ``--out`` is given.
 
 Commands::

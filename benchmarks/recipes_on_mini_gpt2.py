@@ -2,7 +2,7 @@
 
 Trains each recipe for the same number of steps on the shared Bashkir train split and reports the
 held-out loss on the valid split next to the untouched base's (measured in the same process on the
-same packed valid blocks), so the table in ``docs/results/recipes.md`` can be reproduced:
+same packed valid blocks), so the table in ``docs/results.md#recipes`` can be reproduced:
 
     nice -n 5 python benchmarks/recipes_on_mini_gpt2.py \\
         --model ../shared/models/mini-gpt2-ru --data ../shared/data/bashkir --out /tmp/recipes-mini

@@ -1,6 +1,6 @@
 """Vocabulary extension on a real pretrained base: fertility, and held-out bits per byte after equal training.
 
-For ``docs/results/vocab.md``. Loads a pretrained causal LM and a Bashkir corpus folder (paths are
+For ``docs/results.md#vocabulary-extension``. Loads a pretrained causal LM and a Bashkir corpus folder (paths are
 arguments), extends the vocabulary with ``la.extend_vocabulary`` (tokens learnt from the training split),
 then trains two copies with the same ``FullFineTuning`` budget (same steps, batch, block size, learning
 rate, seed) -- the base vocabulary and the extended one -- and scores both with ``la.PerplexityEvaluator``
@@ -12,7 +12,7 @@ tokenizer packs more text into each block, so it sees more bytes; the report giv
 
 Commands::
 
-    # the shared base and corpus, the numbers in docs/results/vocab.md (about 15 minutes on 2 busy CPU cores)
+    # the shared base and corpus, the numbers in docs/results.md#vocabulary-extension (about 15 minutes on 2 busy CPU cores)
     nice -n 5 python benchmarks/vocab_extension_mini_gpt2.py --model ../shared/models/mini-gpt2-ru \\
         --data ../shared/data/bashkir --new-tokens 1000 --steps 60 --batch-size 4 --out /tmp/vocab.json
 

@@ -20,7 +20,7 @@ back. Commands (from the repository root)::
     # a quicker smoke run of the demo
     python examples/bashkir_study.py --seeds 0 --max-steps 5 --output-dir runs/bashkir-smoke
 
-    # CPU-scale replication on a real pretrained base and the real corpus (docs/results/study.md)
+    # CPU-scale replication on a real pretrained base and the real corpus (docs/results.md#study-replication)
     python examples/bashkir_study.py --models ../shared/models/mini-gpt2-ru --corpus ../shared/data/bashkir \\
         --recipes full,lora,qlora --seeds 0,1,2 --max-steps 30 --learning-rate 5e-4 \\
         --max-eval-documents 8 --prompts ../shared/data/bashkir/prompts-ba.txt \\
