@@ -7,8 +7,35 @@ import importlib
 
 import pytest
 
-# Modules whose examples are cheap enough for every test run.
-MODULES = ["lowres_adapt.languages", "lowres_adapt.data", "lowres_adapt.toy"]
+from lowres_adapt import languages
+
+# Every public module: the examples use tiny in-process models, so they are cheap enough for each run.
+MODULES = [
+    "lowres_adapt",
+    "lowres_adapt.languages",
+    "lowres_adapt.data",
+    "lowres_adapt.toy",
+    "lowres_adapt.recipes",
+    "lowres_adapt.recipes.base",
+    "lowres_adapt.recipes.full",
+    "lowres_adapt.recipes.lora",
+    "lowres_adapt.tokenizer_diagnostics",
+    "lowres_adapt.evaluation",
+    "lowres_adapt.drift",
+    "lowres_adapt.vocab",
+    "lowres_adapt.stages",
+    "lowres_adapt.downstream",
+    "lowres_adapt.study",
+]
+
+
+@pytest.fixture(autouse=True)
+def _restore_language_registry():
+    """Examples may register languages (e.g. Tatar); later tests must see the built-in registry."""
+    saved = dict(languages._REGISTRY)
+    yield
+    languages._REGISTRY.clear()
+    languages._REGISTRY.update(saved)
 
 
 @pytest.mark.parametrize("name", MODULES)

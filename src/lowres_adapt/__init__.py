@@ -2,8 +2,11 @@
 
 Everything public is importable from the top level::
 
-    import lowres_adapt as la
-    la.get_language("ba").name          # 'Bashkir'
+    >>> import lowres_adapt as la
+    >>> la.get_language("ba").name
+    'Bashkir'
+    >>> la.LoRA(r=8).r
+    8
 
 Heavy modules (torch, transformers, peft) load on first use of a name that needs them, so
 ``import lowres_adapt`` and ``lowres-adapt --help`` stay fast.
