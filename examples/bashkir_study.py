@@ -2,7 +2,7 @@
 
 Two presets:
 
-- ``demo`` (the default): offline, a few minutes on a laptop CPU. Two tiny models built from configs
+- ``demo`` (the default): offline, under a minute on a 2-core CPU. Two tiny models built from configs
   (GPT-2 style and Llama style) with a byte-level BPE tokenizer trained on the shipped Bashkir sample
   corpus, adapted with full fine-tuning, LoRA and QLoRA, 2 seeds. It shows the pipeline end to end
   (tokenizer diagnostics, training, pooled perplexities with intervals, drift, reports, plots). A tiny
@@ -151,8 +151,8 @@ def make_studies(args: argparse.Namespace) -> list[la.Study]:
         common["reference_corpus"] = "sample:ru"
     return [la.Study(
         models=models, recipes=recipes, seeds=seeds or [0, 1], corpus=splits, output_dir=out,
-        max_steps=args.max_steps or 10, block_size=args.block_size or 64, batch_size=args.batch_size or 4,
-        # tiny random models need a larger step than pretrained ones to move in ten steps
+        max_steps=args.max_steps or 100, block_size=args.block_size or 64, batch_size=args.batch_size or 4,
+        # tiny random models need a larger step than pretrained ones to move in a hundred steps
         learning_rate=args.learning_rate or 2e-3,
         # gradient checkpointing (QLoRA's default) only costs time on models this small
         training={"gradient_checkpointing": False, "warmup_steps": 0.1},
