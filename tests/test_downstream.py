@@ -142,7 +142,7 @@ def test_bad_input(tmp_path, model, tok, task):
     with pytest.raises(ValueError, match=r"bad.jsonl:2: missing field\(s\) \['choices', 'label'\]"):
         la.MultipleChoiceTask.from_jsonl(bad)
     bad.write_text("{not json\n")
-    with pytest.raises(ValueError, match="bad.jsonl:1: not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad.jsonl' line 1 is not valid JSON"):
         la.MultipleChoiceTask.from_jsonl(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         la.MultipleChoiceTask.from_jsonl(tmp_path / "missing.jsonl")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._utils import did_you_mean
+from .data import iter_jsonl_records
 from .errors import StudyConfigError
 from .languages import LanguageProfile
 
@@ -195,7 +196,7 @@ def _load_parallel_file(spec: Any, language: LanguageProfile) -> dict[str, list[
                                "reference_fields")
     if not path.is_file():
         raise FileNotFoundError(f"parallel file {str(path)!r} does not exist")
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [record for _, record in iter_jsonl_records(path)]
     if not records or not isinstance(records[0], dict) or target not in records[0]:
         raise StudyConfigError(f"parallel file {str(path)!r} needs a {target!r} field on every line; "
                                f"its first line has {sorted(records[0]) if records else 'nothing'}")

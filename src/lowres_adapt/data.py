@@ -163,16 +163,34 @@ def _iter_txt(path: Path, *, errors: str) -> Iterator[str]:
         yield "\n".join(buf)
 
 
-def _iter_jsonl(path: Path, text_field: str, *, errors: str) -> Iterator[str]:
+def iter_jsonl_records(path: str | Path, *, errors: str = "strict") -> Iterator[tuple[int, dict]]:
+    r"""Yields ``(line number, object)`` for each non-blank line of a JSONL file; every reader of JSONL in the
+    library goes through it, so a bad line is reported the same way everywhere (file, line, what is wrong).
+
+    Example::
+
+        >>> import tempfile
+        >>> p = tempfile.mktemp(suffix=".jsonl")
+        >>> _ = open(p, "w").write('{"text": "a"}\n\n{"text": "b"}\n')
+        >>> list(iter_jsonl_records(p))
+        [(1, {'text': 'a'}), (3, {'text': 'b'})]
+    """
+    path = Path(path)
     for lineno, line in _decoded_lines(path, errors):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{str(path)!r} line {lineno} is not valid JSON: {e.msg}") from None
+            raise ValueError(f"{str(path)!r} line {lineno} is not valid JSON: {e.msg}; "
+                             "each line must be one JSON object") from None
         if not isinstance(record, dict):
             raise ValueError(f"{str(path)!r} line {lineno}: expected a JSON object, got {type(record).__name__}")
+        yield lineno, record
+
+
+def _iter_jsonl(path: Path, text_field: str, *, errors: str) -> Iterator[str]:
+    for lineno, record in iter_jsonl_records(path, errors=errors):
         if text_field not in record:
             raise ValueError(
                 f"{str(path)!r} line {lineno} has no field {text_field!r}{did_you_mean(text_field, record)}; "

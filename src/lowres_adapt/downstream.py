@@ -35,7 +35,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -115,25 +114,18 @@ class MultipleChoiceTask:
         if not path.is_file():
             raise FileNotFoundError(f"task file {str(path)!r} does not exist; pass a JSONL file with "
                                     '{"context", "choices", "label"} lines')
+        from .data import iter_jsonl_records
+
         items = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{where}: not valid JSON ({err.msg}); each line must be one object") from None
-                if not isinstance(record, dict):
-                    raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-                missing = [f for f in (context_field, choices_field, label_field) if f not in record]
-                if missing:
-                    raise ValueError(f"{where}: missing field(s) {missing}; the line has {sorted(record)} "
-                                     "(map other names with context_field=/choices_field=/label_field=)")
-                items.append(_item_from_mapping({"context": record[context_field],
-                                                 "choices": record[choices_field],
-                                                 "label": record[label_field]}, where))
+        for lineno, record in iter_jsonl_records(path):
+            where = f"{path}:{lineno}"
+            missing = [f for f in (context_field, choices_field, label_field) if f not in record]
+            if missing:
+                raise ValueError(f"{where}: missing field(s) {missing}; the line has {sorted(record)} "
+                                 "(map other names with context_field=/choices_field=/label_field=)")
+            items.append(_item_from_mapping({"context": record[context_field],
+                                             "choices": record[choices_field],
+                                             "label": record[label_field]}, where))
         return cls(items, name or path.stem, **kwargs)
 
     def to_records(self) -> list[dict[str, Any]]:

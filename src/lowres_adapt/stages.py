@@ -35,7 +35,6 @@ Example::
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -414,15 +413,9 @@ def _load_pairs(source: Any, stage: Stage) -> list[tuple[str, str]]:
         if not path.is_file():
             raise FileNotFoundError(f"instruction data {str(path)!r} of stage {stage.name!r} does not exist; "
                                     f'pass a JSONL file with {{"{stage.prompt_field}", "{stage.response_field}"}} lines')
-        rows = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-        source = rows
+        from .data import iter_jsonl_records
+
+        source = [record for _, record in iter_jsonl_records(path)]
     if isinstance(source, (str, bytes)) or not isinstance(source, Sequence) or not source:
         raise ValueError(f"instruction stage {stage.name!r} needs a non-empty list of pairs or a JSONL path")
     return [_pair(p, n, stage.prompt_field, stage.response_field) for n, p in enumerate(source)]

@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._report import BASE_RECIPE, StudyResults, read_record
+from ._report import BASE_RECIPE, StudyResults, _read_json, read_record
 from ._study_inputs import (
     _DRIFT_BACKENDS,
     _RECIPE_EXAMPLES,
@@ -656,14 +656,6 @@ class Study:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _read_json(path: Path) -> dict | None:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 def _remove_weights(folder: Path) -> None:
     for pattern in ("*.safetensors", "*.bin", "*.pt", "checkpoint-*"):
         for p in folder.rglob(pattern):
