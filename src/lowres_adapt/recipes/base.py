@@ -29,6 +29,23 @@ logger = logging.getLogger(__name__)
 _REGISTRY: dict[str, type[AdaptationRecipe]] = {}
 
 
+# Recipes defined in modules that import this package (so they cannot be imported from here at load
+# time): their module is imported on first use of the name, which registers the class.
+_DEFINED_ELSEWHERE = {"staged": "lowres_adapt.stages"}
+
+
+def _registered(name: str):
+    if name not in _REGISTRY and name in _DEFINED_ELSEWHERE:
+        import importlib
+
+        importlib.import_module(_DEFINED_ELSEWHERE[name])
+    return _REGISTRY.get(name)
+
+
+def _known() -> list[str]:
+    return sorted(set(_REGISTRY) | set(_DEFINED_ELSEWHERE))
+
+
 @dataclass
 class AdaptationRecipe:
     """Base class of the adaptation recipes: ``FullFineTuning``, ``LoRA`` (with its variants), ``QLoRA``.
@@ -81,17 +98,13 @@ class AdaptationRecipe:
         name = data.pop("recipe", None)
         if name is None:
             if cls is AdaptationRecipe:
-                raise ValueError(f"the dict has no 'recipe' key; add one of {sorted(_REGISTRY)}")
+                raise ValueError(f"the dict has no 'recipe' key; add one of {_known()}")
             target = cls
         else:
-            target = _REGISTRY.get(str(name).lower())
-            if target is None and str(name).lower() == "staged":
-                from .. import stages  # noqa: F401 - registers StagedRecipe (stages imports recipes)
-
-                target = _REGISTRY.get("staged")
+            target = _registered(str(name).lower())
             if target is None:
                 raise ValueError(
-                    f"unknown recipe {name!r}{did_you_mean(name, _REGISTRY)}; known recipes: {sorted(_REGISTRY)}"
+                    f"unknown recipe {name!r}{did_you_mean(name, _known())}; known recipes: {_known()}"
                 )
             if cls is not AdaptationRecipe and not issubclass(target, cls):
                 raise ValueError(f"{cls.__name__}.from_dict got a {target.__name__} dict (recipe={name!r})")
