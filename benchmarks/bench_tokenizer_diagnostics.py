@@ -3,7 +3,13 @@
 The corpus (``--data``: a .txt/.jsonl file or folder for ``la.load_corpus``; default: the shipped Bashkir
 sample) is repeated until it holds at least ``--mb`` megabytes of UTF-8 text. Both sides see the same
 batches of ``--batch-size`` documents; the runs alternate ``--repeats`` times and the fastest of each
-counts. The ratio is diagnostics throughput / raw encoding throughput (target: at least 0.7). Peak memory
+counts. The ratio is diagnostics throughput / raw encoding throughput (target: at least 0.7).
+
+Tokenizers whose pieces spell their text by concatenation (a ByteLevel decoder: GPT-2, Llama 3, Qwen,
+DeepSeek; a SentencePiece-style decoder with byte fallback: Llama 2, Mistral) take the piece-bytes path:
+ids from ``encode_batch_fast`` and token spans from the bytes each piece spells. Others (WordPiece) take
+the offsets path: ``encode_batch`` with offsets. Both decode for the round trip. ``--offsets-path``
+forces the offsets path on any tokenizer, to measure both on the same text. Peak memory
 is measured on a separate streamed pass (a generator, so the corpus is never a list): the tracemalloc
 peak of Python and NumPy allocations during the diagnostics, and the process's peak RSS.
 
@@ -12,6 +18,10 @@ Commands::
     # the measurement for docs/results.md#tokenizer-diagnostics (about 3 minutes on 2 CPU cores)
     python benchmarks/bench_tokenizer_diagnostics.py --tokenizer ../shared/models/mini-gpt2-ru \\
         --data ../shared/data/bashkir/corpus-train.jsonl --mb 50
+
+    # the same on the offsets path (what WordPiece tokenizers, or a normalizer that changes text, take)
+    python benchmarks/bench_tokenizer_diagnostics.py --tokenizer ../shared/models/mini-gpt2-ru \\
+        --data ../shared/data/bashkir/corpus-train.jsonl --mb 50 --offsets-path
 
     # a tiny run (seconds): shipped sample, 2 MB
     python benchmarks/bench_tokenizer_diagnostics.py --tokenizer ../shared/models/mini-gpt2-ru --mb 2
@@ -71,19 +81,30 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--mb", type=float, default=50.0, help="megabytes (10^6 UTF-8 bytes) of text, at least")
     parser.add_argument("--batch-size", type=int, default=512, help="documents per batch, both sides")
     parser.add_argument("--repeats", type=int, default=2, help="alternating timed runs; the fastest counts")
+    parser.add_argument("--offsets-path", action="store_true",
+                        help="force the offsets path (encode_batch with offsets) to measure it on the same tokenizer")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
+    if args.offsets_path:
+        from lowres_adapt._tokenizer_counts import TokenizerFacts
+
+        # no piece-byte table: the counter falls back to the tokenizer's offsets for every batch
+        TokenizerFacts._piece_bytes = lambda self, pieces, decoded: None
 
     from transformers import AutoTokenizer
 
     import lowres_adapt as la
 
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    from lowres_adapt._tokenizer_counts import TokenizerFacts
+
+    path = "piece-bytes" if TokenizerFacts.load(tok, None).piece_bytes is not None else "offsets"
     docs = la.load_corpus(args.data) if args.data else la.sample_corpus("ba")
     texts = list(repeated(docs, int(args.mb * 1e6)))
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     print(f"tokenizer {args.tokenizer}; {len(texts)} documents, {n_bytes / 1e6:.1f} MB "
-          f"({len(docs)} distinct, from {args.data or 'the shipped Bashkir sample'}); batch {args.batch_size}")
+          f"({len(docs)} distinct, from {args.data or 'the shipped Bashkir sample'}); batch {args.batch_size}; "
+          f"{path} path")
     times, n_tokens_raw, report = time_both(tok, texts, args.batch_size, args.repeats)
     t_raw, t_diag = min(times["raw"]), min(times["diagnostics"])
     del texts  # the memory pass streams from a generator
@@ -97,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {
         "tokenizer": args.tokenizer, "data": args.data or "shipped sample (ba)", "megabytes": n_bytes / 1e6,
-        "documents": report.n_texts, "tokens": report.n_tokens, "batch_size": args.batch_size,
+        "documents": report.n_texts, "tokens": report.n_tokens, "batch_size": args.batch_size, "path": path,
         "raw_seconds": t_raw, "diagnostics_seconds": t_diag,
         "raw_mb_per_s": n_bytes / 1e6 / t_raw, "diagnostics_mb_per_s": n_bytes / 1e6 / t_diag,
         "throughput_ratio": t_raw / t_diag, "all_raw_seconds": times["raw"],

@@ -251,6 +251,106 @@ def test_matches_brute_force_in_any_batching(which, request):
     assert sum(bf["count"].values()) > 20 and len(bf["form_count"]) > 12  # the corpus exercises the letters
 
 
+@pytest.fixture(scope="module")
+def llama_sp():
+    """A Llama-2 / Mistral style SentencePiece BPE: Metaspace with a "▁" prefix on the first word, byte
+    fallback, and a decoder that strips the prefix again (built here like transformers' LlamaTokenizer)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    # trained word by word (as SentencePiece does), used on whole texts (as transformers' LlamaTokenizer)
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.train_from_iterator(EN_TRAIN, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    spec = json.loads(tok.to_str())  # byte pieces are ordinary vocabulary, as in Llama
+    vocab = spec["model"]["vocab"]
+    for i in range(256):
+        vocab.setdefault(f"<0x{i:02X}>", len(vocab))
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), unk_token="<unk>",
+                                   eos_token="</s>")
+
+
+def _offsets_only(monkeypatch):
+    """Makes every tokenizer take the offsets path (encode_batch offsets for the token spans)."""
+    from lowres_adapt._tokenizer_counts import TokenizerFacts
+
+    monkeypatch.setattr(TokenizerFacts, "_piece_bytes", lambda self, pieces, decoded: None)
+
+
+def test_piece_bytes_only_for_concatenating_decoders(bbpe, ba_bpe, spbpe, llama_sp, wordpiece, lossy):
+    from lowres_adapt._tokenizer_counts import TokenizerFacts
+
+    facts = {name: TokenizerFacts.load(t, name) for name, t in
+             dict(bbpe=bbpe, ba_bpe=ba_bpe, spbpe=spbpe, llama_sp=llama_sp, wordpiece=wordpiece, lossy=lossy).items()}
+    assert {name: f.piece_bytes is not None for name, f in facts.items()} == dict(
+        bbpe=True, ba_bpe=True, spbpe=True, llama_sp=True, wordpiece=False, lossy=True)
+    # leading spaces the decoder strips, when it can be replayed from the piece bytes (Llama's Strip)
+    assert {name: f.decoder_strips for name, f in facts.items()} == dict(
+        bbpe=0, ba_bpe=0, spbpe=0, llama_sp=1, wordpiece=None, lossy=0)
+    # "Ġcat" spells b" cat"; "Ò" the lone byte 0xD2 (the first of "Һ"); "▁cat" b" cat"; "<0xD2>" 0xD2
+    for name, tok, piece, expected in (("bbpe", bbpe, "Ġcat", b" cat"), ("bbpe", bbpe, "Ò", b"\xd2"),
+                                       ("bbpe", bbpe, "<|endoftext|>", b"<|endoftext|>"),
+                                       ("llama_sp", llama_sp, "▁cat", b" cat"),
+                                       ("llama_sp", llama_sp, "<0xD2>", b"\xd2")):
+        table, start, length = facts[name].piece_bytes
+        i = tok.convert_tokens_to_ids(piece)
+        assert bytes(table[start[i]:start[i] + length[i]]) == expected, (name, piece)
+
+
+@pytest.mark.parametrize("which", ["bbpe", "ba_bpe", "spbpe", "llama_sp", "lossy", "prefixed"])
+def test_piece_spans_equal_offset_spans(which, request, monkeypatch, ba_bpe):
+    """Token spans from the bytes tokens spell give the same report as the tokenizer's offsets, on texts
+    with no-break and ideographic spaces, emoji, an added token inside text, leading spaces and empty
+    texts; with an added prefix space (Llama's "▁", ByteLevel add_prefix_space) and when a normalizer
+    changes the text (lossy: the counter goes over to the offsets). The round trip is counted by decoding
+    either way."""
+    if which == "prefixed":
+        from tokenizers import pre_tokenizers
+
+        tok = copy.deepcopy(ba_bpe)
+        tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    else:
+        tok = request.getfixturevalue(which)
+    texts = CORPUS + ["ҫ\u00a0Ҫ\u3000ә\u2028end", "\U0001F600 ҡ", "cat <|endoftext|> Ҙур", "", " cat",
+                      "  Ҫat  dog "] + CORPUS[::-1]
+    fast = [diag(tok, texts, batch_size=b).to_dict() for b in (3, 512)]
+    _offsets_only(monkeypatch)
+    slow = [diag(tok, texts, batch_size=b).to_dict() for b in (3, 512)]
+    assert fast == slow
+    be = tok.backend_tokenizer
+    lost = [t for t in texts if be.decode(be.encode(t, add_special_tokens=False).ids, skip_special_tokens=False) != t]
+    assert fast[0]["n_roundtrip_failures"] == len(lost) and fast[0]["n_tokens"] > 100
+    # Llama-style "first" prefixing drops a text's own leading space (a real round-trip loss); the
+    # add_prefix_space BPE keeps its added space; the lossy normalizer loses case and accents
+    assert bool(lost) is (which in ("llama_sp", "prefixed", "lossy"))
+    if which == "llama_sp":
+        assert all(t[:1].isspace() for t in lost)
+
+
+def test_piece_spans_give_way_to_offsets_mid_stream(lossy, llama_sp):
+    """A batch the pieces do not spell (the lossy normalizer strips й's breve) is redone with offsets,
+    and later batches stay on them; a tokenizer whose pieces spell every text stays on the pieces."""
+    from lowres_adapt._tokenizer_counts import Counter, TokenizerFacts
+
+    counter = Counter(TokenizerFacts.load(lossy, "lossy"), la.BASHKIR, max_examples=5)
+    counter.update(["ҡар яуа"], 0)
+    assert counter.piece_spans and counter.failures == 0
+    counter.update(["Йыр һәм", "бейеү"], 1)
+    assert not counter.piece_spans and counter.failures == 2
+    counter.update(["ҡар"], 3)
+    assert counter.n_texts == 4 and not counter.piece_spans
+    assert counter.n_tokens == sum(len(lossy.backend_tokenizer.encode(t).ids)
+                                   for t in ["ҡар яуа", "Йыр һәм", "бейеү", "ҡар"])
+    assert counter.mismatches[0]["decoded"].startswith("иыр")
+    llama = Counter(TokenizerFacts.load(llama_sp, "llama"), la.BASHKIR, max_examples=5)
+    llama.update([t for t in CORPUS if not t[:1].isspace()], 0)
+    assert llama.piece_spans and llama.failures == 0 and llama.n_byte > 100
+
+
 def test_wordpiece_matches_brute_force(wordpiece):
     bf = brute_force(wordpiece, CORPUS, la.BASHKIR.special_letters, byte_level=False)
     r = diag(wordpiece, CORPUS, batch_size=2)

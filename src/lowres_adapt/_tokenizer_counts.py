@@ -72,6 +72,18 @@ def _whitespace_table() -> np.ndarray:
     return table
 
 
+@functools.lru_cache(maxsize=1)
+def _byte_level_decoder() -> dict[str, int]:
+    """The byte-level BPE alphabet (GPT-2): printable character -> the byte it stands for."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {chr(b): b for b in printable}, 0
+    for b in range(256):
+        if b not in printable:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
+
+
 class TokenizerFacts:
     """A fast tokenizer's Rust backend plus the per-vocabulary facts looked up by token id."""
 
@@ -99,6 +111,63 @@ class TokenizerFacts:
              for p, d in zip(pieces, decoded, strict=True)), dtype=bool, count=size)
         self.text = [unicodedata.normalize("NFC", d) for d in decoded]  # what each token id decodes to
         self.unk_id = self._unk_id()
+        self.added = np.zeros(size, dtype=bool)  # added tokens (special or not): decoded apart by some versions
+        self.added[[i for i in backend.get_added_tokens_decoder() if i < size]] = True
+        self.piece_bytes = self._piece_bytes(pieces, decoded)
+        self.decoder_strips = self._decoder_strips() if self.piece_bytes is not None else None
+
+    def _piece_bytes(self, pieces: list[str], decoded: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The bytes of text each token id spells, as (all bytes, start, length), for the two decoders
+        whose tokens spell their text by concatenation; None for any other decoder (offsets are used).
+
+        - ``ByteLevel`` (GPT-2, Llama 3, Qwen, DeepSeek): each character of the piece stands for one byte;
+          a piece with a character outside that alphabet (an added token) spells its own UTF-8.
+        - SentencePiece style (``Metaspace``, or ``Replace("▁", " ")`` with ``ByteFallback``: Llama 2,
+          Mistral): "▁" spells a space and ``<0xNN>`` the byte NN.
+
+        The table is kept only when every non-special token, decoded alone by the tokenizer, gives the
+        text of its bytes (less the one leading space a SentencePiece decoder strips).
+        """
+        decoder = json.loads(self.backend.to_str()).get("decoder") or {}
+        kinds = {d.get("type") for d in decoder.get("decoders", [decoder]) if isinstance(d, dict)}
+        raw: list[bytes] = []
+        if "ByteLevel" in kinds:
+            char_byte = _byte_level_decoder()
+            for piece in pieces:
+                try:
+                    raw.append(bytes(char_byte[c] for c in piece))
+                except KeyError:
+                    raw.append(piece.encode("utf-8"))
+        elif "Metaspace" in kinds or {"Replace", "ByteFallback"} <= kinds:
+            for piece in pieces:
+                raw.append(bytes([int(piece[3:5], 16)]) if _BYTE_TOKEN.fullmatch(piece)
+                           else piece.replace("\u2581", " ").encode("utf-8"))
+        else:
+            return None
+        for b, d, special in zip(raw, decoded, self.special, strict=True):
+            if not special and d != b.decode("utf-8", "replace") and not (
+                    b.startswith(b" ") and d == b[1:].decode("utf-8", "replace")):
+                return None
+        length = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+        start = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.int64)
+        return np.frombuffer(b"".join(raw), dtype=np.uint8), start, length
+
+    def _decoder_strips(self) -> int | None:
+        """How many leading spaces the decoder strips from the joined piece bytes, for the decoders whose
+        output is exactly that (so the round trip can be read off the piece bytes without decoding):
+        ``ByteLevel`` (0); ``Replace("▁", " "), ByteFallback, Fuse`` (0) with ``Strip(" ", 1, 0)`` (1).
+        None for any other decoder: the round trip is then checked by decoding."""
+        decoder = json.loads(self.backend.to_str()).get("decoder") or {}
+        if decoder.get("type") == "ByteLevel":
+            return 0
+        steps = decoder.get("decoders") if decoder.get("type") == "Sequence" else None
+        head = [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+                {"type": "Fuse"}]
+        if steps == head:
+            return 0
+        if steps == [*head, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]:
+            return 1
+        return None
 
     def _unk_id(self) -> int | None:
         # The *model's* unknown token: GPT-2 style tokenizers often set unk_token = eos in their config,
@@ -169,6 +238,7 @@ class Counter:
             exact[:, f] = np.fromiter((form in t for t in tok.text), dtype=bool, count=len(lower))
         self.form_in_vocab = (exact & ~tok.special[:, None]).any(axis=0)
         self.letter_in_vocab = [(self.contains[:, f] & ~tok.special).any() for f in range(len(self.forms))]
+        self.piece_spans = tok.piece_bytes is not None  # False: spans from the tokenizer's offsets
         self.n_texts = self.n_words = self.n_tokens = self.n_chars = self.n_bytes = 0
         self.word_tokens = self.continued = self.n_unk = self.n_byte = self.failures = 0
         self.form_count = np.zeros(len(self.forms), dtype=np.int64)
@@ -177,45 +247,42 @@ class Counter:
 
     def update(self, batch: list[str], start: int) -> None:
         """Adds the counts of ``batch`` (texts ``start``, ``start + 1``, ... of the corpus)."""
-        enc = self.tok.backend.encode_batch(batch, add_special_tokens=False)
-        id_lists = [e.ids for e in enc]
-        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
-        total = int(lens.sum())
-        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
-        flat = itertools.chain.from_iterable(itertools.chain.from_iterable(e.offsets for e in enc))
-        offsets = np.fromiter(flat, dtype=np.int64, count=2 * total).reshape(total, 2)
         joined = "\n".join(batch)
-        text_lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
-        shift = np.repeat(np.concatenate(([0], np.cumsum(text_lens + 1)[:-1])), lens)
-        s, e = offsets[:, 0] + shift, offsets[:, 1] + shift  # token spans in `joined`
         cp = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4")  # code point of each character
+        utf8 = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
+        text_lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
+        spans = self._spans_from_pieces(batch, text_lens, cp, utf8) if self.piece_spans else None
+        if spans is None:
+            spans = self._spans_from_offsets(batch, text_lens)
+        id_lists, ids, s, e, lost = spans  # token ids, their character spans in `joined`, lost round trips
+        total = ids.size
         n = cp.size
+        self._round_trip(batch, id_lists, start, lost)
 
         self.n_texts += len(batch)
         self.n_tokens += total
         self.n_chars += int(text_lens.sum())
-        self.n_bytes += len(joined.encode("utf-8")) - (len(batch) - 1)
+        self.n_bytes += utf8.size - (len(batch) - 1)
         self.n_byte += int(self.tok.byte_piece[ids].sum())
         if self.tok.unk_id is not None:
             self.n_unk += int((ids == self.tok.unk_id).sum())
 
-        # Words: maximal runs of non-whitespace characters; wid = word index of each character.
+        # Words: maximal runs of non-whitespace characters; started[c] = words begun at or before c.
         ws_table = _whitespace_table()
         nonws = ~ws_table[np.minimum(cp, ws_table.size - 1)]
         word_start = nonws.copy()
         word_start[1:] &= ~nonws[:-1]
-        wid = np.cumsum(word_start) - 1
-        n_words = int(wid[-1] + 1) if n else 0
+        started = np.cumsum(word_start)
+        n_words = int(started[-1]) if n else 0
         self.n_words += n_words
         span = e > s  # tokens with an empty span (special tokens) cover no character
         sv, ev, iv = s[span], e[span], ids[span]
         if n_words and sv.size:
-            pos = np.arange(n)
-            next_nonws = np.minimum.accumulate(np.where(nonws, pos, n)[::-1])[::-1]
-            prev_nonws = np.maximum.accumulate(np.where(nonws, pos, -1))
-            first, last = next_nonws[sv], prev_nonws[ev - 1]
-            inside = first <= last  # the token holds a non-whitespace character
-            w_first, w_last = wid[first[inside]], wid[last[inside]]
+            # a token [s, e) touches the words from the one at s (or, at whitespace, the next one to
+            # begin) to the last one begun at or before e - 1; none when that range is empty
+            w_first, w_last = started[sv] - nonws[sv], started[ev - 1] - 1
+            inside = w_first <= w_last
+            w_first, w_last = w_first[inside], w_last[inside]
             # tokens per word: +1 on every word from w_first to w_last (a difference array)
             per_word = np.cumsum(np.bincount(w_first, minlength=n_words + 1)
                                  - np.bincount(w_last + 1, minlength=n_words + 1))[:n_words]
@@ -230,22 +297,94 @@ class Counter:
                 which = form[where]
                 self.form_count += np.bincount(which, minlength=len(self.forms))
                 # whole: exactly one token covers the character and that token's text holds the letter
-                cover = np.cumsum(np.bincount(sv, minlength=n + 1) - np.bincount(ev, minlength=n + 1))[:n]
                 if sv.size > 1 and not (sv[1:] >= sv[:-1]).all():
                     order = np.argsort(sv, kind="stable")
                     sv, ev, iv = sv[order], ev[order], iv[order]
-                k = np.searchsorted(sv, where, side="right") - 1  # last token starting at or before it
-                one = (cover[where] == 1) & (k >= 0)
+                ends = ev if ev.size < 2 or (ev[1:] >= ev[:-1]).all() else np.sort(ev)
+                k = np.searchsorted(sv, where, side="right")  # tokens starting at or before the character
+                cover = k - np.searchsorted(ends, where, side="right")  # ... less those ended by then
+                k -= 1  # the last token starting at or before it
+                one = (cover == 1) & (k >= 0)
                 k, at, which1 = k[one], where[one], which[one]
                 whole = (ev[k] > at) & self.contains[iv[k], which1]
                 self.form_whole += np.bincount(which1[whole], minlength=len(self.forms))
 
-        decoded = self.tok.backend.decode_batch(id_lists, skip_special_tokens=False)
-        for i, (text, back) in enumerate(zip(batch, decoded, strict=True)):
-            if text != back:
-                self.failures += 1
-                if len(self.mismatches) < self.max_examples:
-                    self.mismatches.append(_mismatch(start + i, text, back))
+    def _round_trip(self, batch: list[str], id_lists: list[list[int]], start: int, lost: np.ndarray | None) -> None:
+        """Counts the texts whose decoding differs from them. ``lost``: which texts those are, when already
+        known from the piece bytes (then only they are decoded, for the examples); None: decode all."""
+        backend = self.tok.backend
+        if lost is None:
+            decoded = backend.decode_batch(id_lists, skip_special_tokens=False)
+            failed = [i for i, (text, back) in enumerate(zip(batch, decoded, strict=True)) if text != back]
+        else:
+            failed = np.flatnonzero(lost).tolist()
+        self.failures += len(failed)
+        for i in failed[:max(self.max_examples - len(self.mismatches), 0)]:
+            back = decoded[i] if lost is None else backend.decode(id_lists[i], skip_special_tokens=False)
+            self.mismatches.append(_mismatch(start + i, batch[i], back))
+
+    def _spans_from_offsets(self, batch: list[str], text_lens: np.ndarray
+                            ) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray, None]:
+        """Token ids and character spans in the joined batch, from the tokenizer's offsets."""
+        enc = self.tok.backend.encode_batch(batch, add_special_tokens=False)
+        id_lists = [e.ids for e in enc]
+        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
+        total = int(lens.sum())
+        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        flat = itertools.chain.from_iterable(itertools.chain.from_iterable(e.offsets for e in enc))
+        offsets = np.fromiter(flat, dtype=np.int64, count=2 * total).reshape(total, 2)
+        shift = np.repeat(np.concatenate(([0], np.cumsum(text_lens + 1)[:-1])), lens)
+        return id_lists, ids, offsets[:, 0] + shift, offsets[:, 1] + shift, None
+
+    def _spans_from_pieces(self, batch: list[str], text_lens: np.ndarray, cp: np.ndarray, utf8: np.ndarray
+                           ) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """Token ids from one ``encode_batch_fast`` call (no offsets) and character spans from the bytes
+        the tokens spell (``TokenizerFacts.piece_bytes``), which must be each text's bytes, after at most
+        one added leading space (SentencePiece's "▁" prefix, ByteLevel's add_prefix_space). A token's span
+        runs from the character holding its first byte to the one holding its last; the added space
+        belongs to the first character, as in the tokenizer's own offsets. None, and the offsets from
+        now on, when some text is not spelled so (a normalizer changed it, a token stands for unknown text)."""
+        table, piece_start, piece_len = self.tok.piece_bytes
+        enc = self.tok.backend.encode_batch_fast(batch, add_special_tokens=False)
+        id_lists = [e.ids for e in enc]
+        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
+        total = int(lens.sum())
+        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        blen = piece_len[ids]
+        # where each text starts in `joined` (in bytes) and how many bytes it has
+        char_at = np.concatenate(([0], np.cumsum(1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000))))
+        text_char_start = np.concatenate(([0], np.cumsum(text_lens + 1)[:-1]))
+        text_byte_start = char_at[text_char_start]
+        text_bytes = char_at[text_char_start + text_lens] - text_byte_start
+        # bytes each text's tokens spell, and the added leading space (0 or 1 byte)
+        before = np.concatenate(([0], np.cumsum(blen)))  # bytes spelled before each token (+ the total)
+        first_token = np.cumsum(lens) - lens
+        lead = before[first_token + lens] - before[first_token] - text_bytes
+        if (blen == 0).any() or not np.isin(lead, (0, 1)).all() or (lead[text_bytes == 0] != 0).any() or not (
+                table[piece_start[ids[first_token[lead == 1]]]] == 0x20).all():
+            self.piece_spans = False
+            return None
+        # all bytes the tokens spell, in order, must be the texts' bytes with the added spaces in front
+        # (and without the "\n" that joins the texts)
+        n_spelled = int(before[-1])
+        spelled = table[np.repeat(piece_start[ids] - before[:-1], blen) + np.arange(n_spelled, dtype=np.int64)]
+        spelled = np.delete(spelled, before[first_token[lead == 1]])
+        if not np.array_equal(spelled, np.delete(utf8, text_byte_start[1:] - 1)):
+            self.piece_spans = False
+            return None
+        # each token's first byte, counted from its text's first byte (-1: the added space)
+        local = before[:-1] - np.repeat(before[first_token] + lead, lens)
+        char_of_byte = np.cumsum((utf8 & 0xC0) != 0x80) - 1
+        shift = np.repeat(text_byte_start, lens)
+        s = char_of_byte[np.maximum(local, 0) + shift]
+        e = char_of_byte[np.maximum(local + blen - 1, 0) + shift] + 1
+        strips = self.tok.decoder_strips
+        if strips is None or self.tok.added[ids].any():
+            return id_lists, ids, s, e, None  # decode to check the round trip
+        # The decoder gives the spelled bytes less `strips` leading spaces: the text itself exactly when
+        # the added space is what it strips (and it strips no space of the text's own).
+        own_space = (text_bytes > 0) & (utf8[np.minimum(text_byte_start, max(utf8.size - 1, 0))] == 0x20)
+        return id_lists, ids, s, e, (lead == 1) if strips == 0 else (lead == 0) & own_space
 
     def letter_coverage(self) -> dict[str, dict[str, Any]]:
         """{letter: {"count", "whole_share", "in_vocab", "forms": {form: {"count", "whole_share", "in_vocab"}}}}."""

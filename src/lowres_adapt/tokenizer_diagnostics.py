@@ -32,8 +32,11 @@ Definitions (all pooled over the corpus: sums first, one division at the end):
 
 Texts are NFC-normalised first (``normalization="NFC"``), as :func:`lowres_adapt.load_corpus` does,
 so a letter typed as base letter + combining mark counts as the letter. Special tokens are not added.
-Texts stream through in batches (one batched Rust ``encode_batch`` call each), so memory is bounded by
-the batch, not the corpus.
+Texts stream through in batches (one batched Rust encode call each), so memory is bounded by the batch,
+not the corpus. Where a token's pieces spell the text by concatenation (byte-level BPE: GPT-2, Llama 3,
+Qwen; SentencePiece-style BPE with byte fallback: Llama 2, Mistral), token spans come from the bytes each
+piece spells, which must be the text's own; otherwise from the tokenizer's offsets. Both give the same
+numbers (tested); the first is faster.
 
 Example::
 
