@@ -301,8 +301,8 @@ def test_piece_bytes_only_for_concatenating_decoders(bbpe, ba_bpe, spbpe, llama_
         assert bytes(table[start[i]:start[i] + length[i]]) == expected, (name, piece)
 
 
-@pytest.mark.parametrize("which", ["bbpe", "ba_bpe", "spbpe", "llama_sp", "lossy", "prefixed"])
-def test_piece_spans_equal_offset_spans(which, request, monkeypatch, ba_bpe):
+@pytest.mark.parametrize("which", ["bbpe", "ba_bpe", "spbpe", "llama_sp", "llama_legacy", "lossy", "prefixed"])
+def test_piece_spans_equal_offset_spans(which, request, monkeypatch, ba_bpe, llama_sp):
     """Token spans from the bytes tokens spell give the same report as the tokenizer's offsets, on texts
     with no-break and ideographic spaces, emoji, an added token inside text, leading spaces and empty
     texts; with an added prefix space (Llama's "▁", ByteLevel add_prefix_space) and when a normalizer
@@ -313,11 +313,23 @@ def test_piece_spans_equal_offset_spans(which, request, monkeypatch, ba_bpe):
 
         tok = copy.deepcopy(ba_bpe)
         tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    elif which == "llama_legacy":  # Llama 2's tokenizer.json: the prefix comes from a normalizer, always
+        from tokenizers import normalizers
+
+        tok = copy.deepcopy(llama_sp)
+        tok.backend_tokenizer.pre_tokenizer = None
+        tok.backend_tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                                                 normalizers.Replace(" ", "▁")])
     else:
         tok = request.getfixturevalue(which)
     texts = CORPUS + ["ҫ\u00a0Ҫ\u3000ә\u2028end", "\U0001F600 ҡ", "cat <|endoftext|> Ҙур", "", " cat",
                       "  Ҫat  dog "] + CORPUS[::-1]
     fast = [diag(tok, texts, batch_size=b).to_dict() for b in (3, 512)]
+    from lowres_adapt._tokenizer_counts import Counter, TokenizerFacts
+
+    counter = Counter(TokenizerFacts.load(tok, which), la.BASHKIR, max_examples=5)
+    counter.update(texts, 0)
+    assert counter.piece_spans is (which != "lossy")  # the fast path really ran
     _offsets_only(monkeypatch)
     slow = [diag(tok, texts, batch_size=b).to_dict() for b in (3, 512)]
     assert fast == slow
