@@ -1,10 +1,12 @@
 """The counting engine behind :mod:`lowres_adapt.tokenizer_diagnostics`: streams texts through a fast
 tokenizer in batches and keeps running sums (words, tokens, byte pieces, letters, round trips).
 
-Per batch there is one Rust ``encode_batch`` and one ``decode_batch`` call; everything else is NumPy
-over the batch's characters and tokens, so the cost per token stays small next to the encoding itself.
+Per batch there is one Rust encode call; everything else is NumPy over the batch's characters, bytes
+and tokens, so the cost per token stays small next to the encoding itself. Token spans come from the
+bytes each piece spells when the tokenizer's pieces spell the text (``encode_batch_fast``, no offsets;
+the round trip read off the same bytes), else from ``encode_batch`` offsets and a ``decode_batch``.
 Word boundaries, token-to-word mapping and letter coverage are computed on one string per batch (the
-texts joined by "\\n", which is whitespace, so no word crosses a text boundary), with token offsets
+texts joined by "\\n", which is whitespace, so no word crosses a text boundary), with token spans
 shifted into it. The definitions are documented in ``tokenizer_diagnostics``.
 """
 
