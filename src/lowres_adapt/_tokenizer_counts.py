@@ -241,6 +241,7 @@ class Counter:
         self.form_in_vocab = (exact & ~tok.special[:, None]).any(axis=0)
         self.letter_in_vocab = [(self.contains[:, f] & ~tok.special).any() for f in range(len(self.forms))]
         self.piece_spans = tok.piece_bytes is not None  # False: spans from the tokenizer's offsets
+        self.spelled_batches = self.unspelled_batches = 0
         self.n_texts = self.n_words = self.n_tokens = self.n_chars = self.n_bytes = 0
         self.word_tokens = self.continued = self.n_unk = self.n_byte = self.failures = 0
         self.form_count = np.zeros(len(self.forms), dtype=np.int64)
@@ -254,6 +255,12 @@ class Counter:
         utf8 = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
         text_lens = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
         spans = self._spans_from_pieces(batch, text_lens, cp, utf8) if self.piece_spans else None
+        if self.piece_spans:
+            # A batch the pieces do not spell is redone with offsets. When such batches outnumber the
+            # spelled ones (a normalizer that lower-cases everything), stop trying the pieces.
+            self.spelled_batches += spans is not None
+            self.unspelled_batches += spans is None
+            self.piece_spans = self.unspelled_batches <= self.spelled_batches
         if spans is None:
             spans = self._spans_from_offsets(batch, text_lens)
         id_lists, ids, s, e, lost = spans  # token ids, their character spans in `joined`, lost round trips
@@ -344,8 +351,8 @@ class Counter:
         the tokens spell (``TokenizerFacts.piece_bytes``), which must be each text's bytes, after at most
         one added leading space (SentencePiece's "▁" prefix, ByteLevel's add_prefix_space). A token's span
         runs from the character holding its first byte to the one holding its last; the added space
-        belongs to the first character, as in the tokenizer's own offsets. None, and the offsets from
-        now on, when some text is not spelled so (a normalizer changed it, a token stands for unknown text)."""
+        belongs to the first character, as in the tokenizer's own offsets. None when some text is not
+        spelled so (a normalizer changed it, a token stands for unknown text)."""
         table, piece_start, piece_len = self.tok.piece_bytes
         enc = self.tok.backend.encode_batch_fast(batch, add_special_tokens=False)
         id_lists = [e.ids for e in enc]
@@ -364,7 +371,6 @@ class Counter:
         lead = before[first_token + lens] - before[first_token] - text_bytes
         if (blen == 0).any() or not np.isin(lead, (0, 1)).all() or (lead[text_bytes == 0] != 0).any() or not (
                 table[piece_start[ids[first_token[lead == 1]]]] == 0x20).all():
-            self.piece_spans = False
             return None
         # all bytes the tokens spell, in order, must be the texts' bytes with the added spaces in front
         # (and without the "\n" that joins the texts)
@@ -372,7 +378,6 @@ class Counter:
         spelled = table[np.repeat(piece_start[ids] - before[:-1], blen) + np.arange(n_spelled, dtype=np.int64)]
         spelled = np.delete(spelled, before[first_token[lead == 1]])
         if not np.array_equal(spelled, np.delete(utf8, text_byte_start[1:] - 1)):
-            self.piece_spans = False
             return None
         # each token's first byte, counted from its text's first byte (-1: the added space)
         local = before[:-1] - np.repeat(before[first_token] + lead, lens)
