@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         from lowres_adapt._tokenizer_counts import TokenizerFacts
 
         # no piece-byte table: the counter falls back to the tokenizer's offsets for every batch
-        TokenizerFacts._piece_bytes = lambda self, pieces, decoded: None
+        TokenizerFacts._piece_bytes = lambda self, pieces, decoded, decoder: None
 
     from transformers import AutoTokenizer
 

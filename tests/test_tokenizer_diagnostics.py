@@ -278,7 +278,7 @@ def _offsets_only(monkeypatch):
     """Makes every tokenizer take the offsets path (encode_batch offsets for the token spans)."""
     from lowres_adapt._tokenizer_counts import TokenizerFacts
 
-    monkeypatch.setattr(TokenizerFacts, "_piece_bytes", lambda self, pieces, decoded: None)
+    monkeypatch.setattr(TokenizerFacts, "_piece_bytes", lambda self, pieces, decoded, decoder: None)
 
 
 def test_piece_bytes_only_for_concatenating_decoders(bbpe, ba_bpe, spbpe, llama_sp, wordpiece, lossy):

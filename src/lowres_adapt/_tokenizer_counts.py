@@ -86,6 +86,23 @@ def _byte_level_decoder() -> dict[str, int]:
     return table
 
 
+def _decoder_strips(decoder: dict[str, Any]) -> int | None:
+    """How many leading spaces the decoder strips from the joined piece bytes, for the decoders whose
+    output is exactly that (so the round trip can be read off the piece bytes without decoding):
+    ``ByteLevel`` (0); ``Replace("▁", " "), ByteFallback, Fuse`` (0) with ``Strip(" ", 1, 0)`` (1).
+    None for any other decoder: the round trip is then checked by decoding."""
+    if decoder.get("type") == "ByteLevel":
+        return 0
+    steps = decoder.get("decoders") if decoder.get("type") == "Sequence" else None
+    head = [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}]
+    if steps == head:
+        return 0
+    if steps == [*head, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]:
+        return 1
+    return None
+
+
 class TokenizerFacts:
     """A fast tokenizer's Rust backend plus the per-vocabulary facts looked up by token id."""
 
@@ -112,13 +129,16 @@ class TokenizerFacts:
             (bool(_BYTE_TOKEN.fullmatch(p)) or ("\ufffd" in d and "\ufffd" not in p)
              for p, d in zip(pieces, decoded, strict=True)), dtype=bool, count=size)
         self.text = [unicodedata.normalize("NFC", d) for d in decoded]  # what each token id decodes to
-        self.unk_id = self._unk_id()
+        spec = json.loads(backend.to_str())  # the pipeline, parsed once for the model and decoder facts
+        decoder = spec.get("decoder") or {}
+        self.unk_id = self._unk_id(spec.get("model") or {})
         self.added = np.zeros(size, dtype=bool)  # added tokens (special or not): decoded apart by some versions
         self.added[[i for i in backend.get_added_tokens_decoder() if i < size]] = True
-        self.piece_bytes = self._piece_bytes(pieces, decoded)
-        self.decoder_strips = self._decoder_strips() if self.piece_bytes is not None else None
+        self.piece_bytes = self._piece_bytes(pieces, decoded, decoder)
+        self.decoder_strips = _decoder_strips(decoder) if self.piece_bytes is not None else None
 
-    def _piece_bytes(self, pieces: list[str], decoded: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _piece_bytes(self, pieces: list[str], decoded: list[str], decoder: dict[str, Any]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The bytes of text each token id spells, as (all bytes, start, length), for the two decoders
         whose tokens spell their text by concatenation; None for any other decoder (offsets are used).
 
@@ -130,7 +150,6 @@ class TokenizerFacts:
         The table is kept only when every non-special token, decoded alone by the tokenizer, gives the
         text of its bytes (less the one leading space a SentencePiece decoder strips).
         """
-        decoder = json.loads(self.backend.to_str()).get("decoder") or {}
         kinds = {d.get("type") for d in decoder.get("decoders", [decoder]) if isinstance(d, dict)}
         raw: list[bytes] = []
         if "ByteLevel" in kinds:
@@ -154,27 +173,9 @@ class TokenizerFacts:
         start = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.int64)
         return np.frombuffer(b"".join(raw), dtype=np.uint8), start, length
 
-    def _decoder_strips(self) -> int | None:
-        """How many leading spaces the decoder strips from the joined piece bytes, for the decoders whose
-        output is exactly that (so the round trip can be read off the piece bytes without decoding):
-        ``ByteLevel`` (0); ``Replace("▁", " "), ByteFallback, Fuse`` (0) with ``Strip(" ", 1, 0)`` (1).
-        None for any other decoder: the round trip is then checked by decoding."""
-        decoder = json.loads(self.backend.to_str()).get("decoder") or {}
-        if decoder.get("type") == "ByteLevel":
-            return 0
-        steps = decoder.get("decoders") if decoder.get("type") == "Sequence" else None
-        head = [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
-                {"type": "Fuse"}]
-        if steps == head:
-            return 0
-        if steps == [*head, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]:
-            return 1
-        return None
-
-    def _unk_id(self) -> int | None:
+    def _unk_id(self, model: dict[str, Any]) -> int | None:
         # The *model's* unknown token: GPT-2 style tokenizers often set unk_token = eos in their config,
         # but their byte-level BPE can never produce it, so the config's unk_token_id would be wrong here.
-        model = json.loads(self.backend.to_str()).get("model", {})
         if model.get("unk_token") is not None:
             return self.backend.token_to_id(model["unk_token"])
         if model.get("unk_id") is not None:  # Unigram
@@ -336,12 +337,9 @@ class Counter:
                             ) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray, None]:
         """Token ids and character spans in the joined batch, from the tokenizer's offsets."""
         enc = self.tok.backend.encode_batch(batch, add_special_tokens=False)
-        id_lists = [e.ids for e in enc]
-        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
-        total = int(lens.sum())
-        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        id_lists, lens, ids = _flat_ids(enc)
         flat = itertools.chain.from_iterable(itertools.chain.from_iterable(e.offsets for e in enc))
-        offsets = np.fromiter(flat, dtype=np.int64, count=2 * total).reshape(total, 2)
+        offsets = np.fromiter(flat, dtype=np.int64, count=2 * ids.size).reshape(ids.size, 2)
         shift = np.repeat(np.concatenate(([0], np.cumsum(text_lens + 1)[:-1])), lens)
         return id_lists, ids, offsets[:, 0] + shift, offsets[:, 1] + shift, None
 
@@ -355,10 +353,7 @@ class Counter:
         spelled so (a normalizer changed it, a token stands for unknown text)."""
         table, piece_start, piece_len = self.tok.piece_bytes
         enc = self.tok.backend.encode_batch_fast(batch, add_special_tokens=False)
-        id_lists = [e.ids for e in enc]
-        lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(batch))
-        total = int(lens.sum())
-        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        id_lists, lens, ids = _flat_ids(enc)
         blen = piece_len[ids]
         # where each text starts in `joined` (in bytes) and how many bytes it has
         char_at = np.concatenate(([0], np.cumsum(1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000))))
@@ -409,6 +404,14 @@ class Counter:
                                           "in_vocab": bool(self.form_in_vocab[f])} for f in fs},
             }
         return out
+
+
+def _flat_ids(enc: list[Any]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+    """A batch's encodings as (id lists, tokens per text, all ids in one array)."""
+    id_lists = [e.ids for e in enc]
+    lens = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+    ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lens.sum()))
+    return id_lists, lens, ids
 
 
 def _mismatch(index: int, text: str, back: str, context: int = 20) -> dict[str, Any]:
