@@ -125,16 +125,16 @@ def main() -> None:
     if model_path is None:
         model_path = la.save_tiny_checkpoint(tempfile.mkdtemp(), "gpt2", la.sample_corpus("ba"), vocab_size=2000,
                                              hidden_size=256, num_layers=4, num_heads=4, max_positions=512)
-    from lowres_adapt.recipes import _setup
+    from lowres_adapt.recipes import _loading, _packing
 
-    source = _setup.resolve_model(str(model_path))
+    source = _loading.resolve_model(str(model_path))
     base, _ = la.FullFineTuning().prepare(str(model_path))
     targets = la.find_target_modules(base)
     from lowres_adapt.recipes.lora import _targets_conv1d
 
     fan = _targets_conv1d(base, targets)
     del base
-    ds, stats = _setup.pack_texts(source.tokenizer, texts, a.block_size, "texts")
+    ds, stats = _packing.pack_texts(source.tokenizer, texts, a.block_size, "texts")
     blocks = ds["input_ids"]
     need = a.steps * a.batch_size
     print(f"model {model_path}, {len(blocks)} blocks of {a.block_size} (need {need}), targets {targets}")

@@ -17,6 +17,7 @@ MODULES = [
     "lowres_adapt.toy",
     "lowres_adapt.recipes",
     "lowres_adapt.recipes.base",
+    "lowres_adapt.recipes._targets",  # find_target_modules (public as la.find_target_modules)
     "lowres_adapt.recipes.full",
     "lowres_adapt.recipes.lora",
     "lowres_adapt.tokenizer_diagnostics",

@@ -18,7 +18,7 @@ import torch
 
 import lowres_adapt as la
 from lowres_adapt.errors import QuantizationUnavailableError, TrainingDivergedError
-from lowres_adapt.recipes import _setup
+from lowres_adapt.recipes import _loading, _packing, _trainer
 
 BLOCK = 32
 FAST = {"max_steps": 2, "block_size": BLOCK, "batch_size": 2, "logging_steps": 1}
@@ -226,7 +226,7 @@ def test_loraplus_optimizer_gives_b_a_larger_learning_rate(tiny_llama_path):
 
 def test_packing_efficiency_and_blocks(tiny_gpt2_path, tiny_tokenizer, ba_docs, tmp_path):
     docs = ba_docs[:6]
-    ds, stats = _setup.pack_texts(tiny_tokenizer, docs, BLOCK, "train_texts")
+    ds, stats = _packing.pack_texts(tiny_tokenizer, docs, BLOCK, "train_texts")
     stream = []
     for d in docs:  # brute force: EOS after every document, equal blocks, remainder dropped
         stream += tiny_tokenizer(d, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
@@ -243,7 +243,7 @@ def test_packing_efficiency_and_blocks(tiny_gpt2_path, tiny_tokenizer, ba_docs, 
 def test_qlora_trains_on_bitsandbytes_4bit_layers(tiny_llama_path, ba_docs, tmp_path):
     import bitsandbytes as bnb
 
-    if _setup._bnb_unavailable_reason(_setup.training_device()):
+    if _loading._bnb_unavailable_reason(_loading.training_device()):
         pytest.skip("bitsandbytes cannot quantize on this machine")
     run = la.QLoRA(r=4).train(tiny_llama_path, ba_docs[:8], ba_docs[-2:], output_dir=tmp_path,
                               learning_rate=1e-2, **FAST)
@@ -270,8 +270,8 @@ def test_qlora_trains_on_bitsandbytes_4bit_layers(tiny_llama_path, ba_docs, tmp_
 
 
 def test_qlora_unavailable_says_why_and_suggests_lora(tiny_llama_path, ba_docs, tmp_path, monkeypatch):
-    monkeypatch.setattr(_setup, "_bnb_unavailable_reason", lambda device: "no 4-bit backend for this device")
-    monkeypatch.setattr(_setup, "build_trainer", _no_training)
+    monkeypatch.setattr(_loading, "_bnb_unavailable_reason", lambda device: "no 4-bit backend for this device")
+    monkeypatch.setattr(_trainer, "build_trainer", _no_training)
     with pytest.raises(QuantizationUnavailableError, match=r"no 4-bit backend.*Use LoRA"):
         la.QLoRA().train(tiny_llama_path, ba_docs, output_dir=tmp_path, **FAST)
     with pytest.raises(QuantizationUnavailableError, match="LoRA"):
@@ -362,7 +362,7 @@ def test_pretokenized_dataset_scores_labelled_positions_only(tiny_gpt2_path, tin
     for i in range(6):
         ids = list(range(10 + i, 20 + 2 * i))
         examples.append({"input_ids": ids, "labels": [-100] * 3 + ids[3:]})
-    collated = _setup.PadCollator(pad_id=0)(examples[:2])
+    collated = _packing.PadCollator(pad_id=0)(examples[:2])
     assert collated["input_ids"].shape == (2, 11)
     assert collated["input_ids"][0].tolist() == list(range(10, 20)) + [0]
     assert collated["labels"][0].tolist() == [-100] * 3 + list(range(13, 20)) + [-100]
@@ -404,7 +404,7 @@ def _no_training(*args, **kwargs):
     ({"merge_adapter": True, "recipe": la.FullFineTuning()}, ValueError, r"merge_adapter=True needs an adapter"),
 ])
 def test_bad_input_fails_before_training(kwargs, error, match, tiny_gpt2_path, ba_docs, tmp_path, monkeypatch):
-    monkeypatch.setattr(_setup, "build_trainer", _no_training)
+    monkeypatch.setattr(_trainer, "build_trainer", _no_training)
     kwargs = dict(kwargs)
     recipe = kwargs.pop("recipe", la.LoRA(r=4))
     model = kwargs.pop("model", tiny_gpt2_path)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ._utils import atomic_write_json, did_you_mean, library_versions
-from .recipes import _setup
+from .recipes import _loading
 from .recipes.base import AdaptationRecipe, TrainingRun
 
 __all__ = ["Stage", "StagedRecipe", "build_instruction_dataset"]
@@ -293,8 +293,8 @@ class StagedRecipe(AdaptationRecipe):
         # stage must not surface only after the earlier stages spent their compute. The checks are the
         # recipe's own (same model resolution, same default block_size), so a stage that passes here
         # does not fail recipe.train's checks later.
-        resolved = _setup.resolve_model(model, tokenizer)  # loads the tokenizer and config, no weights
-        tok, context = resolved.tokenizer, _setup.context_length(resolved.config)
+        resolved = _loading.resolve_model(model, tokenizer)  # loads the tokenizer and config, no weights
+        tok, context = resolved.tokenizer, _loading.context_length(resolved.config)
         default_block = inspect.signature(self.base.train).parameters["block_size"].default
         plans = []
         for stage in self.stages:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._setup import find_target_modules
+from ._targets import find_target_modules
 from .base import AdaptationRecipe, TrainingRun
 from .full import FullFineTuning
 from .lora import LoRA, QLoRA
@@ -53,7 +53,7 @@ def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> d
     if isinstance(config_or_model_id, PretrainedConfig):
         config = config_or_model_id
     else:
-        from ._setup import resolve_model
+        from ._loading import resolve_model
 
         spec = str(config_or_model_id)
         try:

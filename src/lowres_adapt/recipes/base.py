@@ -4,7 +4,9 @@ A recipe is data: a small validated dataclass that says *how* a pretrained model
 weights train, whether the base is quantized). ``prepare`` turns a model into a trainable one,
 ``train`` runs ``transformers.Trainer`` on packed text and returns a ``TrainingRun``. Subclasses only
 say how the loaded model is adapted (``_adapt``) and how it is loaded (``_quantize``); everything else
-lives here and in ``_setup`` so the three recipes cannot drift apart.
+lives here and in the shared helper modules (``_loading``: model sources and loading; ``_targets``:
+LoRA target modules; ``_packing``: training data; ``_trainer``: the Trainer and run metrics) so the
+three recipes cannot drift apart.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
-from . import _setup
+from . import _loading, _packing, _trainer
 
 logger = logging.getLogger(__name__)
 
@@ -172,15 +174,15 @@ class AdaptationRecipe:
             >>> la.LoRA(r=4).count_parameters(model)["trainable"]
             2048
         """
-        source = _setup.resolve_model(model, tokenizer)
+        source = _loading.resolve_model(model, tokenizer)
         if self._quantize():
-            _setup.require_4bit(source)
+            _loading.require_4bit(source)
         if gradient_checkpointing is None:
             gradient_checkpointing = self._default_checkpointing()
         return self._prepare(source, dtype=dtype, gradient_checkpointing=gradient_checkpointing)
 
-    def _prepare(self, source: _setup.ModelSource, *, dtype: str | None, gradient_checkpointing: bool):
-        loaded = _setup.load_model(source, quantization=self._quantization(), dtype=dtype, adapters=self._adapters)
+    def _prepare(self, source: _loading.ModelSource, *, dtype: str | None, gradient_checkpointing: bool):
+        loaded = _loading.load_model(source, quantization=self._quantization(), dtype=dtype, adapters=self._adapters)
         model = self._adapt(loaded, gradient_checkpointing=gradient_checkpointing)
         return model, source.tokenizer
 
@@ -194,7 +196,7 @@ class AdaptationRecipe:
             >>> la.FullFineTuning().count_parameters(m)
             {'trainable': 9008, 'total': 9008}
         """
-        return _setup.count_parameters(model)
+        return _trainer.count_parameters(model)
 
     def train(
         self,
@@ -279,7 +281,7 @@ class AdaptationRecipe:
         """
         wall_start = time.perf_counter()
         learning_rate = self.default_learning_rate if learning_rate is None else learning_rate
-        opts = _setup.TrainOptions(
+        opts = _trainer.TrainOptions(
             seed=seed, max_steps=max_steps, block_size=block_size, batch_size=batch_size,
             learning_rate=learning_rate, gradient_accumulation_steps=gradient_accumulation_steps,
             warmup_steps=warmup_steps, lr_scheduler_type=lr_scheduler_type, weight_decay=weight_decay,
@@ -298,44 +300,44 @@ class AdaptationRecipe:
             raise ValueError(f"merge_adapter=True needs an adapter recipe (LoRA/QLoRA), not {type(self).__name__}")
 
         # Everything that can fail on bad input happens before any weights load or training starts.
-        source = _setup.resolve_model(model, tokenizer)
-        _setup.check_block_size(source.config, block_size)
+        source = _loading.resolve_model(model, tokenizer)
+        _loading.check_block_size(source.config, block_size)
         if self._quantize():
-            _setup.require_4bit(source)
+            _loading.require_4bit(source)
             if merge_adapter and source.path is None:
                 raise ValueError("merge_adapter=True with QLoRA reloads the base in full precision to merge "
                                  "into: pass the model's folder or hub id rather than a loaded model")
-        output_dir = _setup.make_output_dir(output_dir)
+        output_dir = _trainer.make_output_dir(output_dir)
         tok = source.tokenizer
-        context = _setup.context_length(source.config)
+        context = _loading.context_length(source.config)
         if train_dataset is not None:
-            train_ds, train_stats = _setup.as_dataset(train_dataset, "train_dataset", context), None
+            train_ds, train_stats = _packing.as_dataset(train_dataset, "train_dataset", context), None
         else:
-            train_ds, train_stats = _setup.pack_texts(tok, train_texts, block_size, "train_texts")
+            train_ds, train_stats = _packing.pack_texts(tok, train_texts, block_size, "train_texts")
         eval_ds = eval_stats = None
         if eval_dataset is not None:
-            eval_ds = _setup.as_dataset(eval_dataset, "eval_dataset", context)
+            eval_ds = _packing.as_dataset(eval_dataset, "eval_dataset", context)
         elif eval_texts is not None:
-            eval_ds, eval_stats = _setup.pack_texts(tok, eval_texts, block_size, "eval_texts")
-        _setup.check_resume(resume_from_checkpoint, output_dir)
+            eval_ds, eval_stats = _packing.pack_texts(tok, eval_texts, block_size, "eval_texts")
+        _trainer.check_resume(resume_from_checkpoint, output_dir)
 
-        _setup.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
+        _trainer.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
         model, tok = self._prepare(source, dtype=dtype, gradient_checkpointing=gradient_checkpointing)
         state: dict[str, Any] = {"source": source, "dtype": dtype}
         if getattr(self, "variant", None) == "pissa" and not source.has_adapter:
-            state["pissa_init"] = _setup.save_pissa_init(model, output_dir)
-        trainer = _setup.build_trainer(
+            state["pissa_init"] = _trainer.save_pissa_init(model, output_dir)
+        trainer = _trainer.build_trainer(
             model, tok, train_ds, eval_ds, opts, output_dir,
             optimizer=self._optimizer(model, learning_rate, weight_decay), callbacks=list(callbacks),
             packed=train_stats is not None,
         )
         counts = self.count_parameters(model)
-        _setup.reset_peak_memory()
+        _trainer.reset_peak_memory()
 
         before = trainer.evaluate()["eval_loss"] if (eval_before_training and eval_ds is not None) else None
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         evaluation = trainer.evaluate() if eval_ds is not None else {}
-        peak_bytes, peak_kind = _setup.peak_memory()
+        peak_bytes, peak_kind = _trainer.peak_memory()
 
         self._save(trainer, output_dir, state)
         final_model = trainer.model
@@ -362,7 +364,7 @@ class AdaptationRecipe:
             "wall_seconds": time.perf_counter() - wall_start,
             "peak_memory_bytes": peak_bytes,
             "peak_memory_kind": peak_kind,
-            "weight_bytes": _setup.weight_bytes(model),
+            "weight_bytes": _trainer.weight_bytes(model),
             "packing_efficiency": None if train_stats is None else train_stats["packing_efficiency"],
             "train_blocks": len(train_ds),
             "eval_blocks": None if eval_ds is None else len(eval_ds),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import _setup
+from . import _loading, _targets
 from .base import AdaptationRecipe
 
 
@@ -38,18 +38,18 @@ class FullFineTuning(AdaptationRecipe):
             raise ValueError(f"frozen_modules must be non-empty module names, got {bad!r}")
 
     def _adapt(self, model, *, gradient_checkpointing: bool = False, for_counting: bool = False) -> Any:
-        if _setup._is_peft(model):
+        if _loading.is_peft(model):
             raise ValueError("FullFineTuning got a PeftModel; merge its adapter first (model.merge_and_unload()) "
                              "or keep training the adapter with LoRA")
         if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
             raise ValueError("a quantized model cannot be fully fine-tuned; load it in full precision or use QLoRA")
         if self.frozen_modules:
-            _setup.check_target_modules(model, self.frozen_modules)
+            _targets.check_target_modules(model, self.frozen_modules)
         frozen_prefixes = [name + "." for name, _ in model.named_modules()
                            if name and any(name == m or name.endswith("." + m) for m in self.frozen_modules)]
         for name, param in model.named_parameters():
             param.requires_grad = not any(name.startswith(p) for p in frozen_prefixes)
         if gradient_checkpointing and not for_counting:
-            _setup.enable_checkpointing(model)
+            _loading.enable_checkpointing(model)
         model.train()
         return model

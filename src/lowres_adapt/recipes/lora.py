@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import did_you_mean
-from . import _setup
+from . import _loading, _targets
 from .base import AdaptationRecipe
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class LoRA(AdaptationRecipe):
     def _adapt(self, model, *, gradient_checkpointing: bool = False, for_counting: bool = False) -> Any:
         from peft import LoraConfig, get_peft_model
 
-        if _setup._is_peft(model):
+        if _loading.is_peft(model):
             return self._continue(model, gradient_checkpointing)
         if getattr(model, "is_loaded_in_4bit", False) and not for_counting:
             from peft import prepare_model_for_kbit_training
@@ -164,7 +164,7 @@ class LoRA(AdaptationRecipe):
         )
         model = get_peft_model(model, config)
         if gradient_checkpointing and not for_counting:
-            _setup.enable_checkpointing(model)
+            _loading.enable_checkpointing(model)
         model.train()
         return model
 
@@ -180,16 +180,16 @@ class LoRA(AdaptationRecipe):
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(f"the PeftModel's adapter {adapter!r} has no parameters to train")
         if gradient_checkpointing:
-            _setup.enable_checkpointing(model)
+            _loading.enable_checkpointing(model)
         model.train()
         return model
 
     def _resolve_targets(self, model) -> list[str]:
         if self.target_modules == "auto":
-            return _setup.find_target_modules(model, "attention")
+            return _targets.find_target_modules(model, "attention")
         if self.target_modules == "all-linear":
-            return _setup.find_target_modules(model, "all-linear")
-        _setup.check_target_modules(model, self.target_modules)
+            return _targets.find_target_modules(model, "all-linear")
+        _targets.check_target_modules(model, self.target_modules)
         return list(self.target_modules)
 
     def _optimizer(self, model, learning_rate: float, weight_decay: float):
@@ -217,10 +217,10 @@ class LoRA(AdaptationRecipe):
             # Merging into 4-bit weights would round the update away: reload the base in full precision.
             from peft import PeftModel
 
-            source: _setup.ModelSource = state["source"]
-            plain = _setup.ModelSource(name=source.name, config=source.config, tokenizer=source.tokenizer,
+            source: _loading.ModelSource = state["source"]
+            plain = _loading.ModelSource(name=source.name, config=source.config, tokenizer=source.tokenizer,
                                        path=source.path)
-            base = _setup.load_model(plain, quantization=None, dtype=state.get("dtype") or "float32",
+            base = _loading.load_model(plain, quantization=None, dtype=state.get("dtype") or "float32",
                                      adapters=False)
             merged = PeftModel.from_pretrained(base, str(output_dir)).merge_and_unload()
         else:
