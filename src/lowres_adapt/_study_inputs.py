@@ -1,6 +1,7 @@
 """What a study is made of, checked before anything runs: recipe shorthands ("lora-r16"), run labels,
 corpus specs (paths, "hf:" specs, "sample:<code>", lists, split dicts), parallel files, and the options a
-study passes to the trainer, the evaluator and ``generate``."""
+study passes to the trainer, the evaluator and ``generate``; and the data a study reads before it runs
+(``load_study_data``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -283,3 +285,77 @@ def _diff(old: dict, new: dict) -> str:
                                                                                    default=str)
         parts.append(f"{k}: {a[:60]} -> {b[:60]}")
     return "; ".join(parts) + (f"; and {len(keys) - 5} more" if len(keys) > 5 else "") or "unknown difference"
+
+
+# --------------------------------------------------------------------------------------------- the data a study reads
+@dataclass
+class StudyData:
+    """Everything a study reads before it runs, loaded once by :func:`load_study_data`."""
+
+    splits: dict[str, list[str]]
+    test: list[str]  # the evaluated test documents (after max_eval_documents)
+    valid: list[str]  # the documents the trainer evaluates on (after max_eval_documents)
+    prompts: list[str]
+    reference: list[str] | None
+    parallel: Any  # pairs, or {reference code: pairs}, or None
+    split_fingerprint: str
+
+
+def load_study_data(corpus: Any, *, language: LanguageProfile, text_field: str = "text", valid: float = 0.05,
+                    test: float = 0.05, split_seed: int = 0, max_eval_documents: int | None = None,
+                    prompts: Any = None, num_prompts: int = 20, prompt_words: int = 6,
+                    reference_corpus: Any = None, parallel: Any = None) -> StudyData:
+    """Returns the splits, evaluated documents, prompts, reference texts and parallel pairs of a study
+    (the arguments are the ``Study`` arguments of the same names); bad input raises before any training."""
+    from .data import split_fingerprint
+
+    splits = corpus_splits(corpus, text_field=text_field, valid=valid, test=test, seed=split_seed)
+    n = max_eval_documents
+    test_docs = splits["test"][:n] if n else splits["test"]
+    valid_docs = splits["valid"][:n] if n else splits["valid"]
+    reference = None if reference_corpus is None else _load_texts(reference_corpus, "reference_corpus", text_field)
+    return StudyData(splits, test_docs, valid_docs, _load_prompts(prompts, test_docs, num_prompts, prompt_words),
+                     reference, _load_parallel(parallel, language), split_fingerprint(splits))
+
+
+def _load_texts(spec: Any, what: str, text_field: str) -> list[str]:
+    from .data import load_corpus
+
+    if isinstance(spec, Mapping):
+        spec = dict(spec)
+        return load_corpus(spec.pop("source"), spec.pop("text_field", "text"))
+    if isinstance(spec, str) and spec.startswith(_SAMPLE):
+        return _sample_docs(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        return load_corpus(spec, text_field)
+    texts = [str(t) for t in spec]
+    if not texts:
+        raise StudyConfigError(f"{what} is empty")
+    return texts
+
+
+def _load_prompts(spec: Any, test_docs: list[str], num_prompts: int, prompt_words: int) -> list[str]:
+    if spec is None:
+        prompts = [" ".join(d.split()[:prompt_words]) for d in test_docs[:num_prompts]]
+    elif isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"prompts file {str(path)!r} does not exist (one prompt per line)")
+        prompts = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        prompts = prompts[:num_prompts]
+    else:
+        prompts = [str(p) for p in spec]
+    prompts = [p for p in prompts if p]
+    if not prompts:
+        raise StudyConfigError("no prompts: give prompts=[...] or a prompts file with one prompt per line")
+    return prompts
+
+
+def _load_parallel(spec: Any, language: LanguageProfile) -> list[tuple[str, str]] | dict[str, list[tuple[str, str]]] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping) and "source" not in spec:
+        return {str(k): [(str(a), str(b)) for a, b in v] for k, v in spec.items()}
+    if isinstance(spec, (str, os.PathLike, Mapping)):
+        return _load_parallel_file(spec, language)
+    return [(str(a), str(b)) for a, b in spec]

@@ -241,7 +241,7 @@ def _read_lines(path: str, what: str) -> list[str]:
 
 def cmd_diagnose(args) -> int:
     from .languages import get_language
-    from .study import _load_parallel_file
+    from ._study_inputs import _load_parallel_file
     from .tokenizer_diagnostics import compare_tokenizers
 
     language = get_language(args.language)

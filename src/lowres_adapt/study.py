@@ -36,38 +36,33 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import inspect
 import json
 import logging
 import os
 import shutil
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ._report import BASE_RECIPE, StudyResults, _read_json, read_record
+from ._study_folder import check_folder, now, run_in_folder
 from ._study_inputs import (
     _DRIFT_BACKENDS,
     _RECIPE_EXAMPLES,
-    _SAMPLE,
     _TINY_RE,
+    StudyData,
     _check_options,
-    _diff,
     _hash,
-    _load_parallel_file,
     _model_label,
     _recipe_dict,
     _recipe_label,
-    _sample_docs,
     _texts_fingerprint,
     _unique_labels,
     corpus_splits,
+    load_study_data,
     resolve_recipe,
 )
 from ._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions
@@ -89,17 +84,6 @@ class _RunSpec:
     recipe: Any = field(compare=False)
     recipe_label: str = ""
     seed: int = 0
-
-
-@dataclass
-class _Data:
-    splits: dict[str, list[str]]
-    test: list[str]  # the evaluated test documents (after max_eval_documents)
-    valid: list[str]  # the documents the trainer evaluates on (after max_eval_documents)
-    prompts: list[str]
-    reference: list[str] | None
-    parallel: Any  # pairs, or {reference code: pairs}, or None
-    split_fingerprint: str
 
 
 # --------------------------------------------------------------------------------------------- Study
@@ -311,64 +295,15 @@ class Study:
         return [s.run_id for s in self._specs]
 
     # ---------------------------------------------------------------- data
-    def _load_data(self) -> _Data:
-        from .data import split_fingerprint
-
-        splits = corpus_splits(self.corpus, text_field=self.text_field, valid=self.valid, test=self.test,
-                               seed=self.split_seed)
-        n = self.max_eval_documents
-        test = splits["test"][:n] if n else splits["test"]
-        valid = splits["valid"][:n] if n else splits["valid"]
-        prompts = self._load_prompts(test)
-        reference = None
-        if self.reference_corpus is not None:
-            reference = self._load_texts(self.reference_corpus, "reference_corpus")
-        parallel = self._load_parallel()
-        return _Data(splits, test, valid, prompts, reference, parallel, split_fingerprint(splits))
-
-    def _load_texts(self, spec: Any, what: str) -> list[str]:
-        from .data import load_corpus
-
-        if isinstance(spec, Mapping):
-            spec = dict(spec)
-            return load_corpus(spec.pop("source"), spec.pop("text_field", "text"))
-        if isinstance(spec, str) and spec.startswith(_SAMPLE):
-            return _sample_docs(spec)
-        if isinstance(spec, (str, os.PathLike)):
-            return load_corpus(spec, self.text_field)
-        texts = [str(t) for t in spec]
-        if not texts:
-            raise StudyConfigError(f"{what} is empty")
-        return texts
-
-    def _load_prompts(self, test_docs: list[str]) -> list[str]:
-        if self.prompts is None:
-            prompts = [" ".join(d.split()[: self.prompt_words]) for d in test_docs[: self.num_prompts]]
-        elif isinstance(self.prompts, (str, os.PathLike)):
-            path = Path(self.prompts)
-            if not path.is_file():
-                raise FileNotFoundError(f"prompts file {str(path)!r} does not exist (one prompt per line)")
-            prompts = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            prompts = prompts[: self.num_prompts]
-        else:
-            prompts = [str(p) for p in self.prompts]
-        prompts = [p for p in prompts if p]
-        if not prompts:
-            raise StudyConfigError("no prompts: give prompts=[...] or a prompts file with one prompt per line")
-        return prompts
-
-    def _load_parallel(self) -> list[tuple[str, str]] | dict[str, list[tuple[str, str]]] | None:
-        spec = self.parallel
-        if spec is None:
-            return None
-        if isinstance(spec, Mapping) and "source" not in spec:
-            return {str(k): [(str(a), str(b)) for a, b in v] for k, v in spec.items()}
-        if isinstance(spec, (str, os.PathLike, Mapping)):
-            return _load_parallel_file(spec, self.language)
-        return [(str(a), str(b)) for a, b in spec]
+    def _load_data(self) -> StudyData:
+        return load_study_data(
+            self.corpus, language=self.language, text_field=self.text_field, valid=self.valid, test=self.test,
+            split_seed=self.split_seed, max_eval_documents=self.max_eval_documents, prompts=self.prompts,
+            num_prompts=self.num_prompts, prompt_words=self.prompt_words, reference_corpus=self.reference_corpus,
+            parallel=self.parallel)
 
     # ---------------------------------------------------------------- settings and the folder
-    def _settings(self, data: _Data) -> dict:
+    def _settings(self, data: StudyData) -> dict:
         """Everything that changes a run's numbers (the grid itself aside)."""
         return {
             "language": self.language.to_dict(), "split_fingerprint": data.split_fingerprint,
@@ -381,30 +316,7 @@ class Study:
             "evaluate_base": self.evaluate_base,
         }
 
-    def _check_folder(self, settings: dict, fingerprint: str) -> dict | None:
-        """The folder's existing study.json, after checking it holds this study (or nothing at all)."""
-        out = self.output_dir
-        meta_path = out / "study.json"
-        old = None
-        if meta_path.exists():
-            try:
-                old = json.loads(meta_path.read_text(encoding="utf-8"))
-            except ValueError:
-                old = None
-            if old is None:
-                raise StudyConfigError(f"{str(meta_path)!r} is not readable JSON; use another output_dir")
-            if old.get("settings_fingerprint") != fingerprint:
-                diffs = _diff(old.get("settings") or {}, settings)
-                raise StudyConfigError(
-                    f"output folder {str(out)!r} holds a study with different settings ({diffs}). "
-                    "Use another output_dir, or run with the same settings to resume it"
-                )
-        elif out.exists() and any(p.name != "models" for p in out.iterdir()):  # models/: checkpoints built for it
-            raise StudyConfigError(f"output folder {str(out)!r} is not empty and holds no study.json; "
-                                   "use a new or empty folder for a study")
-        return old
-
-    def _write_meta(self, settings: dict, fingerprint: str, data: _Data, old: dict | None) -> dict:
+    def _write_meta(self, settings: dict, fingerprint: str, data: StudyData, old: dict | None) -> dict:
         meta = {
             "format": _FORMAT, "name": self.name, "settings_fingerprint": fingerprint, "settings": settings,
             "language": self.language.to_dict(), "split_fingerprint": data.split_fingerprint,
@@ -413,7 +325,7 @@ class Study:
             "recipes": [_recipe_dict(r) for r in self.recipes],
             "recipe_labels": list(dict.fromkeys(s.recipe_label for s in self._specs)),
             "run_ids": self.plan(), "config": self.to_config(), "library_versions": library_versions(),
-            "created_at": (old or {}).get("created_at", _now()), "updated_at": _now(),
+            "created_at": (old or {}).get("created_at", now()), "updated_at": now(),
         }
         atomic_write_json(self.output_dir / "study.json", meta)
         return meta
@@ -431,7 +343,7 @@ class Study:
         data = self._load_data()
         settings = self._settings(data)
         fingerprint = _hash(settings)
-        old_meta = self._check_folder(settings, fingerprint)
+        old_meta = check_folder(self.output_dir, settings, fingerprint)
         # Refuse finished runs made with another recipe config under the same id before touching anything.
         for spec in self._specs:
             rec = read_record(self.output_dir / "runs" / spec.run_id)
@@ -473,7 +385,7 @@ class Study:
         return _hash({"settings": fingerprint, "model": spec.model, "recipe": _recipe_dict(spec.recipe),
                       "seed": spec.seed})
 
-    def _materialize_models(self, data: _Data) -> dict[str, str]:
+    def _materialize_models(self, data: StudyData) -> dict[str, str]:
         """Model spec -> loadable path; builds ``tiny:`` models (once) into ``<output_dir>/models``."""
         paths = {}
         for model in self.models:
@@ -543,32 +455,14 @@ class Study:
         return self._execute(run_dir, head, body, ctx, reference_before=before)
 
     def _execute(self, run_dir: Path, head: dict, body, ctx: dict, reference_before: float | None = None) -> dict:
-        """Reads back a finished run, or (re)runs it: config.json first, metrics.json last."""
-        old = read_record(run_dir, head["run_fingerprint"])
-        if old is not None and (old.get("status") == "ok" or not self.retry_failed):
-            return old
-        if run_dir.exists():  # a killed or failed attempt: start clean
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        data: _Data = ctx["data"]
-        atomic_write_json(run_dir / "config.json", {
-            **head, "settings_fingerprint": ctx["fingerprint"], "settings": self._settings(data),
-            "split_fingerprint": data.split_fingerprint, "library_versions": library_versions(),
-            "started_at": _now(),
-        })
-        t0 = time.perf_counter()
-        model = tokenizer = None
-        try:
-            # The trainer's own progress bars and log lines go to the run's log.txt: the study's bar is the
-            # one progress display, and the log stays with the run for reading later.
-            with open(run_dir / "log.txt", "w", encoding="utf-8") as fh, \
-                    contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-                model, tokenizer, train_metrics = body()
+        """Reads back a finished run, or (re)runs it: ``body`` trains or loads, then the measurements."""
+        data: StudyData = ctx["data"]
+
+        def measure(model, tokenizer) -> dict:
             test = self._evaluate(model, tokenizer, data.test)
             reference = None
             if data.reference is not None:
-                ref_after = self._evaluate(model, tokenizer, data.reference)
-                after = ref_after.get("bits_per_byte")
+                after = self._evaluate(model, tokenizer, data.reference).get("bits_per_byte")
                 before = after if head["recipe_label"] == BASE_RECIPE else reference_before
                 reference = {"bits_per_byte_before": before, "bits_per_byte_after": after,
                              "n_documents": len(data.reference)}
@@ -577,33 +471,15 @@ class Study:
             lines = [json.dumps({"prompt": p, "continuation": g, **a}, ensure_ascii=False)
                      for p, g, a in zip(data.prompts, generations, per_text, strict=False)]
             atomic_write_text(run_dir / "generations.jsonl", "\n".join(lines) + "\n")
-            if not self.keep_models:
-                _remove_weights(run_dir / "train")
-            record = {
-                **head, "status": "ok", "split_fingerprint": data.split_fingerprint,
-                "settings_fingerprint": ctx["fingerprint"], "train": train_metrics, "test": test,
-                "reference": reference, "drift": drift,
-                "timings": {"run_seconds": time.perf_counter() - t0}, "library_versions": library_versions(),
-                "finished_at": _now(),
-            }
-            atomic_write_json(run_dir / "metrics.json", record)  # LAST: its presence means finished
-            return record
-        except Exception as e:  # recorded in the run folder; the grid goes on
-            tb = traceback.format_exc()
-            message = f"{type(e).__name__}: {e}"
-            log.warning("run %s failed: %s", head["run_id"], message)
-            record = {**head, "status": "failed", "error": message, "traceback": tb,
-                      "split_fingerprint": data.split_fingerprint, "settings_fingerprint": ctx["fingerprint"],
-                      "timings": {"run_seconds": time.perf_counter() - t0}, "finished_at": _now()}
-            atomic_write_text(run_dir / "error.txt", f"{message}\n\n{tb}")
-            atomic_write_json(run_dir / "error.json", record)
-            return record
-        finally:
-            del model, tokenizer
-            _free_memory()
+            return {"test": test, "reference": reference, "drift": drift}
+
+        config = {"settings_fingerprint": ctx["fingerprint"], "settings": self._settings(data),
+                  "split_fingerprint": data.split_fingerprint}
+        return run_in_folder(run_dir, head, config, body=body, measure=measure, retry_failed=self.retry_failed,
+                             keep_models=self.keep_models)
 
     # ---------------------------------------------------------------- the steps (one library call each)
-    def _train(self, spec: _RunSpec, model_path: str, data: _Data, output_dir: Path):
+    def _train(self, spec: _RunSpec, model_path: str, data: StudyData, output_dir: Path):
         kwargs = dict(self.training)
         if self.learning_rate is not None:
             kwargs["learning_rate"] = self.learning_rate
@@ -643,7 +519,7 @@ class Study:
         per_text = [{k: a.get(k) for k in keep} for a in summary.pop("per_text", [{}] * len(texts))]
         return summary, per_text
 
-    def _diagnose(self, model_path: str, data: _Data) -> tuple[dict, str]:
+    def _diagnose(self, model_path: str, data: StudyData) -> tuple[dict, str]:
         from transformers import AutoTokenizer
 
         from .tokenizer_diagnostics import diagnose_tokenizer
@@ -653,28 +529,3 @@ class Study:
                                     progress=False)
         vocab = sorted(tokenizer.get_vocab().items())
         return report.to_dict(), _hash([type(tokenizer).__name__, vocab])
-
-
-# --------------------------------------------------------------------------------------------- helpers
-def _remove_weights(folder: Path) -> None:
-    for pattern in ("*.safetensors", "*.bin", "*.pt", "checkpoint-*"):
-        for p in folder.rglob(pattern):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            elif p.exists():
-                p.unlink()
-
-
-def _free_memory() -> None:
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
