@@ -412,3 +412,22 @@ def test_bad_inputs_fail_early(gpt2, tok):
         evaluator().evaluate(gpt2, tok, [])
     with pytest.raises(ValueError, match="looks like the texts"):
         evaluator().evaluate(gpt2, ["Өфө"])
+
+
+@pytest.mark.parametrize("model_type", ["mistral3", "gemma3", "qwen2_vl", "llava"])
+def test_context_of_composite_configs_is_the_text_models(model_type, tok):
+    """Composite configs hold the text model's context under text_config only; without reading it the
+    evaluator fell back to the tokenizer's model_max_length (a window lm-eval would not use)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(model_type)
+    text_context = config.get_text_config(decoder=True).max_position_embeddings
+    assert getattr(config, "max_position_embeddings", None) is None  # nothing at the top level
+    model = SimpleNamespace(config=config)
+    assert la.PerplexityEvaluator()._max_length(model, tok) == text_context != tok.model_max_length
+    config.max_position_embeddings = 1200  # another modality's length at the top level loses too
+    assert la.PerplexityEvaluator()._max_length(model, tok) == text_context
+    with pytest.raises(ValueError, match=f"exceeds the model's context of {text_context}"):
+        la.PerplexityEvaluator(max_length=text_context + 1)._max_length(model, tok)

@@ -182,7 +182,8 @@ class PerplexityEvaluator:
     max_length: int | None = field(
         default=None,
         metadata={"help": "Window length in tokens, the prefix token included. None: the model's context "
-                          "length (config.max_position_embeddings / n_positions)."},
+                          "length (max_position_embeddings / n_positions of config.get_text_config(), as "
+                          "lm-eval reads it)."},
     )
     stride: int | None = field(
         default=None,
@@ -445,11 +446,19 @@ def _prefix_token_id(tokenizer: Any) -> int:
 
 
 def _model_context(model: Any) -> int | None:
+    """The context length in the model's config; the text model's first, as lm-eval's ``resolve_max_length``
+    reads it: composite configs (Gemma 3, Mistral 3, Qwen2-VL, LLaVA) hold it under ``text_config`` only,
+    or hold another modality's length at the top level."""
     config = getattr(model, "config", None)
-    for attr in _CONTEXT_ATTRS:
-        value = getattr(config, attr, None)
-        if _is_int(value) and value > 0:
-            return int(value)
+    configs = [config]
+    get_text_config = getattr(config, "get_text_config", None)
+    if callable(get_text_config):
+        configs.insert(0, get_text_config(decoder=True))
+    for cfg in configs:
+        for attr in _CONTEXT_ATTRS:
+            value = getattr(cfg, attr, None)
+            if _is_int(value) and value > 0:
+                return int(value)
     return None
 
 
