@@ -84,7 +84,9 @@ class _Live:
     def at_peak(self):
         """(uid, bytes, last dim) of every storage alive when the peak was reached."""
         for uid, (n, created, freed, last) in enumerate(self.records):
-            if created <= self.peak_clock and (freed is None or freed > self.peak_clock):
+            # the peak is read right after the allocation at peak_clock: what is freed after it, before the
+            # next allocation, carries freed == peak_clock and was alive at the peak
+            if created <= self.peak_clock and (freed is None or freed >= self.peak_clock):
                 yield uid, n, last
 
 
@@ -96,7 +98,7 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import flop_registry
 
     model, config = meta.model, meta.config
     dropout = float(getattr(config, "attention_dropout", getattr(config, "attn_pdrop", 0.0)) or 0.0)
@@ -108,6 +110,9 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
+            count = flop_registry.get(func._overloadpacket)
+            if count is not None:
+                flops[0] += count(*args, **kwargs, out_val=out)
             # views and in-place results share an input's storage: only new storages are new memory
             given = {id(a.untyped_storage()) for a in tree_leaves((args, kwargs))
                      if isinstance(a, torch.Tensor) and a.device.type == "meta"}
@@ -117,8 +122,10 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
             return out
 
     patches = _stand_in_patches(fused, autocast)
-    flops = FlopCounterMode(display=False)
     _ATTENTION_FLOPS[0] = 0
+    # FLOPs counted with torch.utils.flop_counter's formulas, in this mode: FlopCounterMode itself tracks
+    # modules with hooks that keep tensors alive, which would change the memory being measured
+    flops = [0]
     saved: set[int] = set()
 
     def pack(t):
@@ -142,7 +149,7 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
         # transformers looks for several documents packed into one row by reading the position ids, which a
         # meta tensor cannot show; packed training blocks are one row each, the answer it would reach
         with mock.patch("transformers.masking_utils.find_packed_sequence_indices", return_value=None), \
-                patches, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), flops, Track():
+                patches, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), Track():
             patches.caching = True
             out = model(input_ids=ids, labels=ids)
             loss = out.loss
@@ -178,7 +185,7 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
         else:
             parts["temporaries"] += n
     return StepTrace(peak=live.peak, grads_after=grads_after, attention="fused" if fused else "math",
-                     logits_numel=batch_size * block_size * int(vocab), flops_matmul=int(flops.get_total_flops()),
+                     logits_numel=batch_size * block_size * int(vocab), flops_matmul=int(flops[0]),
                      flops_attention=_ATTENTION_FLOPS[0], **parts)
 
 

@@ -240,8 +240,8 @@ def _read_lines(path: str, what: str) -> list[str]:
 
 
 def cmd_diagnose(args) -> int:
-    from .languages import get_language
     from ._study_inputs import _load_parallel_file
+    from .languages import get_language
     from .tokenizer_diagnostics import compare_tokenizers
 
     language = get_language(args.language)
