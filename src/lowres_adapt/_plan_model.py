@@ -96,6 +96,11 @@ def resolve_config(model_or_config):
                 return resolve_config(base)
         raise FileNotFoundError(f"{str(model_or_config)!r} has no config.json; pass a model folder, a config.json "
                                 "or a hub id (only its config.json is read)")
+    from .recipes._loading import _HUB_ID
+
+    if not spec.exists() and (not _HUB_ID.match(str(model_or_config)) or str(model_or_config).startswith((".", "~"))):
+        raise FileNotFoundError(f"model path {str(model_or_config)!r} does not exist; pass a model folder, a "
+                                "config.json or a hub id such as 'gpt2'")
     try:
         return AutoConfig.from_pretrained(str(model_or_config))
     except OSError as exc:
@@ -141,7 +146,11 @@ def build_meta_model(config, recipe, dtype: str) -> MetaModel:
             param.requires_grad = False
             if param.dtype in (torch.float16, torch.bfloat16) and id(param) not in quantized:
                 param.data = param.data.to(torch.float32)
-    model = recipe._adapt(model, for_counting=True)
+    import warnings
+
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated checkpointing question
+        warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
+        model = recipe._adapt(model, for_counting=True)
     model.train()
     return MetaModel(model=model, config=config, quantized=quantized,
                      compute_dtype=getattr(torch, dtype) if quant is not None else None,

@@ -148,7 +148,9 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
         warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
         # transformers looks for several documents packed into one row by reading the position ids, which a
         # meta tensor cannot show; packed training blocks are one row each, the answer it would reach
+        # (and warns when a pad token shows in the ids without an attention mask: a look at data too)
         with mock.patch("transformers.masking_utils.find_packed_sequence_indices", return_value=None), \
+                mock.patch("transformers.modeling_utils.PreTrainedModel.warn_if_padding_and_no_attention_mask"), \
                 patches, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), Track():
             patches.caching = True
             out = model(input_ids=ids, labels=ids)

@@ -42,7 +42,7 @@ from typing import Any
 
 from ._utils import did_you_mean
 
-__all__ = ["MemoryPlan", "parse_bytes", "plan_memory"]
+__all__ = ["MemoryPlan", "parse_bytes", "plan_for_run", "plan_memory"]
 
 # Optimizers the plan knows, by the name ``TrainingArguments(optim=...)`` gives them, and our short names.
 OPTIMIZERS = ("adamw", "adamw_torch", "adamw_8bit", "paged_adamw", "paged_adamw_8bit", "sgd")
@@ -317,6 +317,37 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
     )
 
 
+def plan_for_run(model_or_config, recipe, metrics: dict[str, Any]) -> MemoryPlan:
+    """Returns the plan of a finished run from its ``metrics`` (what ``recipe.train`` recorded), to put the
+    predicted peak next to the measured ``metrics["step_peak_memory_bytes"]``.
+
+    Example::
+
+        >>> import tempfile, lowres_adapt as la
+        >>> path = la.save_tiny_checkpoint(tempfile.mkdtemp(), "gpt2", la.sample_corpus("ba"), vocab_size=300,
+        ...                                hidden_size=32, num_heads=2, max_positions=64)
+        >>> metrics = {"device": "cpu", "batch_size": 2, "block_size": 32, "dtype": "float32", "bf16": False,
+        ...            "gradient_checkpointing": False, "optimizer": "adamw_torch_fused", "world_size": 1,
+        ...            "gradient_accumulation_steps": 1, "packing_efficiency": 1.0}
+        >>> plan_for_run(path, la.LoRA(r=4), metrics).settings["device"]
+        'cpu'
+    """
+    if metrics.get("packing_efficiency", 1.0) is None:
+        raise ValueError("the run trained on pre-tokenized examples of varying length: there is no block size "
+                         "to plan for")
+    optimizer = str(metrics.get("optimizer") or "adamw")
+    optimizer = "adamw_torch" if optimizer == "custom" else optimizer  # LoRA+: a torch AdamW of its own
+    world = int(metrics.get("world_size") or 1)
+    return plan_memory(
+        model_or_config, recipe, batch_size=int(metrics["batch_size"]), block_size=int(metrics["block_size"]),
+        dtype=metrics.get("dtype"), gradient_checkpointing=bool(metrics.get("gradient_checkpointing")),
+        optimizer=optimizer, device="cuda" if str(metrics.get("device", "cpu")).startswith("cuda") else "cpu",
+        mixed_precision="bfloat16" if metrics.get("bf16") else None,
+        gradient_accumulation_steps=int(metrics.get("gradient_accumulation_steps") or 1),
+        sharding="ddp" if world > 1 else None, num_devices=world,
+    )
+
+
 def optimizer_state_bytes(tensors: list[tuple[int, int]], optimizer: str, device: str = "cuda") -> tuple[int, int, int]:
     """(state bytes, pageable bytes, step temporaries) of ``optimizer`` for trainable tensors ``(numel, bytes/el)``.
 
@@ -372,14 +403,16 @@ def _assemble(wt, states, grads, optim_temp, trace, sharding, n, quantized, accu
         extra = _largest_layer_bytes(meta)
     if sharding == "ddp":  # DDP reduces gradients through bucket copies of them (gradient_as_bucket_view=False)
         extra = grads
-    g_frac = 1 / n if shard_g else 1
-    held = grads * g_frac if accumulation > 1 else 0  # earlier micro-batches' gradients stay
-    in_step = {"gradients": int(trace.gradients * g_frac + held), "activations": trace.activations,
+    def share(x: int) -> int:
+        return math.ceil(x / n) if shard_g else x
+
+    held = share(grads) if accumulation > 1 else 0  # earlier micro-batches' gradients stay
+    in_step = {"gradients": share(trace.gradients) + held, "activations": trace.activations,
                "logits": trace.logits, "temporaries": trace.temporaries + extra}
     step_peak = sum(in_step.values())
-    opt_phase = int(grads * g_frac) + optim_temp + extra
+    opt_phase = share(grads) + optim_temp + extra
     if opt_phase > step_peak:  # the optimizer step is the peak: all gradients, the optimizer's temporaries
-        in_step = {"gradients": int(grads * g_frac), "activations": 0, "logits": 0, "temporaries": optim_temp + extra}
+        in_step = {"gradients": share(grads), "activations": 0, "logits": 0, "temporaries": optim_temp + extra}
     terms = {"weights": weights, "adapter_weights": adapter, "optimizer_states": opt, **in_step}
     return sum(terms.values()), terms
 
