@@ -148,6 +148,10 @@ def measure_training_step(model, batch_size: int, block_size: int, *, optimizer:
         from .recipes._loading import enable_checkpointing
 
         enable_checkpointing(model)
+    else:
+        from ._plan_step import _disable_checkpointing
+
+        _disable_checkpointing(model)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adamw":

@@ -350,3 +350,5 @@ def _disable_checkpointing(model) -> None:
         base.activation_checkpointing_disable()
     elif hasattr(base, "gradient_checkpointing_disable"):  # pragma: no cover - older transformers
         base.gradient_checkpointing_disable()
+    if hasattr(base, "_require_grads_hook"):  # enabling made the embeddings' output require grad: undo it
+        base.disable_input_require_grads()

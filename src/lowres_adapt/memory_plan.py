@@ -297,8 +297,12 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
         notes.append("attention runs PyTorch's math kernel here (CPU with attention dropout): the block x block "
                      "probabilities are materialized")
     if usable is not None and largest == 0:
-        notes.append("even batch_size=1 does not fit: try QLoRA, gradient checkpointing, a smaller block_size, "
-                     "an 8-bit optimizer or sharding across devices")
+        tries = [t for t, used in (("QLoRA", quantized), ("gradient checkpointing", gradient_checkpointing),
+                                   ("an 8-bit optimizer", optim.endswith("8bit")), ("sharding", sharding is not None))
+                 if not used]
+        notes.append("even batch_size=1 does not fit: try a smaller block_size" + "".join(f", {t}" for t in tries))
+    if usable is not None and total > usable and total - pageable <= usable:
+        notes.append("fits only if the paged optimizer states move to host memory")
     counts = _plan_model.parameter_count(meta)
     return MemoryPlan(
         terms=terms, total=total, device_memory=capacity, margin=margin,
