@@ -199,6 +199,17 @@ def test_train_records_a_measured_step_peak_the_plan_predicts(tiny_gpt2_path, ba
     assert m["peak_memory_bytes"] > 10 * m["step_peak_memory_bytes"]  # process RSS: Python and torch too
 
 
+def test_study_report_puts_the_plan_next_to_the_measured_step(tmp_path):
+    study = la.Study(models=["tiny:gpt2"], recipes=["lora-r4"], seeds=[0], corpus="sample:ba", valid=0.1, test=0.1,
+                     output_dir=tmp_path / "study", max_steps=2, block_size=32, batch_size=2, evaluate_base=False,
+                     num_prompts=1, evaluation={"bootstrap_samples": 0}, generation={"max_new_tokens": 2},
+                     drift_backend="ngram", progress=False)
+    results = study.run()
+    row = results.run_rows()[0]
+    assert row["planned_peak_memory_bytes"] == pytest.approx(row["step_peak_memory_bytes"], rel=TOLERANCE)
+    assert "planned step mem" in results.to_markdown() and "step mem" in results.to_markdown()
+
+
 # ------------------------------------------------------------------------------------- verdict, sharding
 def test_largest_batch_is_the_boundary():
     kw = {"batch_size": 1, "block_size": 64, "gradient_checkpointing": False}

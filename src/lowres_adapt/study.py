@@ -537,6 +537,8 @@ def _planned_peak(model_path: str, recipe, metrics: dict) -> int | None:
     """The memory plan's predicted step peak for a finished run (reported next to the measured one)."""
     from .memory_plan import plan_for_run
 
+    if not all(k in metrics for k in ("batch_size", "block_size", "gradient_checkpointing")):
+        return None  # not a recipe.train run (nothing to plan from)
     try:
         return plan_for_run(model_path, recipe, metrics).total
     except Exception as exc:  # noqa: BLE001 - a plan is a report extra: it never fails a run
