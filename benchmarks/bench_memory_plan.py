@@ -196,10 +196,12 @@ def part_published(args) -> list[dict]:
     # QLoRA's headline: LLaMA-65B fine-tuned on one 48 GB GPU (r=64 on all linear layers, paged AdamW)
     cfg65 = config_of(PUBLISHED["LLaMA-65B (QLoRA paper's base)"])
     recipe = la.QLoRA(r=64, alpha=16, target_modules="all-linear")
+    # a "48GB" card (RTX A6000) has 48 GiB; margin 0: do the tensors alone fit?
     plan = la.plan_memory(cfg65, recipe, batch_size=1, block_size=512, optimizer="paged_adamw_32bit",
-                          device_memory="48GB")
-    print(f"\nQLoRA LLaMA-65B, r=64 all-linear, batch 1 x 512 tokens, paged AdamW, checkpointing: total "
-          f"{plan.total / 1e9:.2f} GB; fits 48 GB: {plan.fits} (largest batch {plan.largest_batch_size})")
+                          device_memory="48GiB", margin=0.0)
+    print(f"\nQLoRA LLaMA-65B, r=64 all-linear, batch 1 x 512 tokens, paged AdamW, checkpointing: tensors "
+          f"{plan.total / 2**30:.2f} GiB; fit 48 GiB with no margin: {plan.fits} (largest batch "
+          f"{plan.largest_batch_size}); with the default 10% margin: {plan.total <= 0.9 * 48 * 2**30}")
     print(plan.to_markdown())
     rows.append({"model": "LLaMA-65B QLoRA plan", "total": plan.total, "terms": plan.terms, "fits_48GB": plan.fits,
                  "largest_batch_size": plan.largest_batch_size})
