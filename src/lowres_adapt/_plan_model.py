@@ -59,10 +59,6 @@ class MetaModel:
     compute_dtype: Any = None  # dtype the 4-bit layers compute in (QLoRA); None otherwise
     double_quant: bool = True
 
-    def parameters(self):
-        """(name, parameter) of every distinct parameter (tied weights once)."""
-        return list(self.model.named_parameters())
-
     def output_embeddings(self):
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         return base.get_output_embeddings()

@@ -26,6 +26,7 @@ A meta pass cannot know three things about real devices; they are settled here:
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,11 @@ class _Live:
 
 def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda", checkpointing: bool = False,
                   autocast: Any = None) -> StepTrace:
-    """Runs forward and backward of ``meta.model`` on meta inputs of ``batch_size x block_size`` tokens."""
+    """Runs forward and backward of ``meta.model`` on meta inputs of ``batch_size x block_size`` tokens.
+
+    Not thread-safe: while it runs, ``torch.nn.functional.scaled_dot_product_attention`` (and with
+    ``autocast`` the matmuls and fp32 ops) are replaced by the stand-ins in the whole process.
+    """
     from unittest import mock
 
     import torch
@@ -140,33 +145,29 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
 
         enable_checkpointing(model)
     ids = torch.zeros((batch_size, block_size), dtype=torch.long, device="meta")
-    import warnings
-
-    try:
-        warnings_ctx = warnings.catch_warnings()
-        warnings_ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
-        # transformers looks for several documents packed into one row by reading the position ids, which a
-        # meta tensor cannot show; packed training blocks are one row each, the answer it would reach
-        # (and warns when a pad token shows in the ids without an attention mask: a look at data too)
-        with mock.patch("transformers.masking_utils.find_packed_sequence_indices", return_value=None), \
-                mock.patch("transformers.modeling_utils.PreTrainedModel.warn_if_padding_and_no_attention_mask"), \
-                patches, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), Track():
-            patches.caching = True
-            out = model(input_ids=ids, labels=ids)
-            loss = out.loss
-            vocab = out.logits.shape[-1] if getattr(out, "logits", None) is not None else config.vocab_size
-            del out  # Trainer's compute_loss keeps only the loss
-            patches.caching = False
-            patches.cache.clear()  # autocast drops its cast cache when the forward's context exits
-            loss.backward()
-            del loss
-    finally:
-        for h in handles:
-            h.remove()
-        if checkpointing:
-            _disable_checkpointing(model)
-        warnings_ctx.__exit__(None, None, None)
+        try:
+            # transformers looks for several documents packed into one row by reading the position ids,
+            # which a meta tensor cannot show; packed training blocks are one row each, the answer it would
+            # reach (and it warns when a pad token shows in the ids without an attention mask: data too)
+            with mock.patch("transformers.masking_utils.find_packed_sequence_indices", return_value=None), \
+                    mock.patch("transformers.modeling_utils.PreTrainedModel.warn_if_padding_and_no_attention_mask"), \
+                    patches, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), Track():
+                patches.caching = True
+                out = model(input_ids=ids, labels=ids)
+                loss = out.loss
+                vocab = out.logits.shape[-1] if getattr(out, "logits", None) is not None else config.vocab_size
+                del out  # Trainer's compute_loss keeps only the loss
+                patches.caching = False
+                patches.cache.clear()  # autocast drops its cast cache when the forward's context exits
+                loss.backward()
+                del loss
+        finally:
+            for h in handles:
+                h.remove()
+            if checkpointing:
+                _disable_checkpointing(model)
     grad_uids = set()
     grads_after = 0
     for p in model.parameters():
