@@ -27,6 +27,8 @@ MODULES = [
     "lowres_adapt.stages",
     "lowres_adapt.downstream",
     "lowres_adapt.study",
+    "lowres_adapt.memory_plan",
+    "lowres_adapt._plan_model",  # nf4_bytes: the NF4 storage rule, by example
 ]
 
 

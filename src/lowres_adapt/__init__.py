@@ -51,6 +51,9 @@ _LAZY: dict[str, str] = {
     "TrainingRun": "recipes",
     "count_parameters_for": "recipes",
     "find_target_modules": "recipes",
+    # memory (and time) planning, before any download
+    "plan_memory": "memory_plan",
+    "MemoryPlan": "memory_plan",
     # tokenizer diagnostics
     "diagnose_tokenizer": "tokenizer_diagnostics",
     "compare_tokenizers": "tokenizer_diagnostics",
@@ -116,3 +119,4 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         get_language,
         register_language,
     )
+    from .memory_plan import MemoryPlan, plan_memory  # noqa: F401

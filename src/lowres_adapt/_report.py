@@ -106,6 +106,9 @@ METRICS: tuple[_Metric, ...] = (
     _Metric("ref_bits_per_byte_after", "ref bits/byte", _bpb, False),
     _Metric("ref_bits_per_byte_delta", "ref Δ", _signed, False),
     _Metric("peak_memory_bytes", "peak mem", _bytes, None, show_std=False),
+    # tensor memory at the peak of one training step: predicted by la.plan_memory, then measured
+    _Metric("planned_peak_memory_bytes", "planned step mem", _bytes, None, show_std=False),
+    _Metric("step_peak_memory_bytes", "step mem", _bytes, None, show_std=False),
     _Metric("wall_seconds", "train time", _seconds, None, show_std=False),
     _Metric("tokens_per_second", "tok/s", _plain, True, show_std=False),
 )
@@ -118,7 +121,8 @@ EXTRA_KEYS: tuple[str, ...] = (
 )
 NUMERIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS) + EXTRA_KEYS
 # Timings and memory vary from run to run; everything else is deterministic for a seed on CPU.
-NONDETERMINISTIC_KEYS = frozenset({"peak_memory_bytes", "wall_seconds", "tokens_per_second", "run_seconds"})
+NONDETERMINISTIC_KEYS = frozenset({"peak_memory_bytes", "wall_seconds", "tokens_per_second", "run_seconds",
+                                   "step_peak_memory_bytes"})
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -162,7 +166,7 @@ def flatten_record(record: dict) -> dict:
     n_texts, n_scorable = drift.get("n_texts"), drift.get("n_scorable")
     row["scorable_share"] = n_scorable / n_texts if n_texts and n_scorable is not None else None
     for key in ("train_loss", "eval_loss", "train_tokens", "peak_memory_bytes", "wall_seconds",
-                "tokens_per_second"):
+                "tokens_per_second", "planned_peak_memory_bytes", "step_peak_memory_bytes"):
         row[key] = train.get(key)
     before, after = ref.get("bits_per_byte_before"), ref.get("bits_per_byte_after")
     row["ref_bits_per_byte_before"] = before

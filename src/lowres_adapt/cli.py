@@ -8,9 +8,11 @@ long work, and exits non-zero with a one-line error on failure (``--debug`` show
     lowres-adapt evaluate runs/lora --corpus corpus.jsonl --split test
     lowres-adapt drift --model runs/lora --prompts prompts.txt --language ba
     lowres-adapt study examples/study.yaml
+    lowres-adapt plan mistralai/Mistral-7B-v0.1 --recipe qlora --r 16 --block-size 2048 --gpu-memory 24GB
 
 Exit codes: 0 success, 1 an error (bad input, a model that fails to load, ...), 2 bad command-line
-usage, 3 a study finished but some of its runs failed, 130 interrupted.
+usage, 3 a study finished but some of its runs failed, 4 ``plan``: the step does not fit in
+``--gpu-memory``, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_DOES_NOT_FIT = 4
 
 _CORPUS_HELP = ("documents: a .txt file (blank-line separated), a .jsonl file, a folder of those (a folder with "
                 "train/valid/test files is used as ready-made splits), 'hf:<dataset>[:<config>][@<split>]', or "
@@ -156,6 +159,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_int_list, help="overrides seeds, e.g. 0,1,2")
     p.add_argument("--dry-run", action="store_true", help="check the config and list the runs, run nothing")
     p.set_defaults(func=cmd_study)
+
+    # plan
+    p = sub.add_parser(
+        "plan", parents=[common], formatter_class=fmt,
+        help="memory (and time) a recipe needs per device, before any download; fits or not",
+        description="Plan one training step without weights: the model is built from its config on the meta\n"
+                    "device and adapted as the recipe would; prints weights (NF4 with its constants, the layers\n"
+                    "that stay unquantized), adapters, optimizer states and the step's gradients, activations,\n"
+                    "logits and temporaries at its peak; with --gpu-memory whether it fits and the largest\n"
+                    "batch that does. Exit code 4 when it does not fit.",
+        epilog="examples:\n  lowres-adapt plan mistralai/Mistral-7B-v0.1 --recipe qlora --r 16 --block-size 2048 "
+               "--gpu-memory 24GB\n  lowres-adapt plan ./my-model/config.json --recipe full --sharding zero3 "
+               "--num-devices 8 --gpu-memory 80GB --batch-size 4",
+    )
+    p.add_argument("model", help="model folder, config.json or hub id (only the config is read)")
+    p.add_argument("--recipe", default="lora", help="as for 'train': full, lora, qlora, dora, ..., lora-r16, or a JSON "
+                                                  "dict (default: lora)")
+    p.add_argument("--r", type=_positive_int, help="adapter rank (overrides the recipe's)")
+    p.add_argument("--block-size", type=_positive_int, default=256, help="tokens per block (default: 256)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="blocks per step per device (default: 8)")
+    p.add_argument("--gradient-accumulation-steps", type=_positive_int, default=1, help="(default: 1)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="base weights (QLoRA: compute) dtype; default as train picks it on --device")
+    p.add_argument("--mixed-precision", choices=("auto", "bf16", "fp16", "no"), default="auto",
+                   help="autocast (default auto: bf16 on cuda, none on cpu)")
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="default: the recipe's (on for QLoRA)")
+    p.add_argument("--optimizer", default="adamw",
+                   help="adamw (torch fused, Trainer's default), adamw_torch, adamw_8bit, paged_adamw, "
+                        "paged_adamw_8bit, sgd (default: adamw)")
+    p.add_argument("--gpu-memory", metavar="SIZE", help="device memory, e.g. 24GB, 24GiB, 80G: gives the verdict")
+    p.add_argument("--margin", type=float, default=0.1,
+                   help="share of the device kept free for the CUDA context, allocator cache and workspaces "
+                        "(default: 0.1)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="device to plan for (default: cuda)")
+    p.add_argument("--sharding", choices=("ddp", "zero1", "zero2", "zero3", "fsdp", "fsdp_grad_op"),
+                   help="data parallel / DeepSpeed ZeRO stage / FSDP strategy across --num-devices")
+    p.add_argument("--num-devices", type=_positive_int, default=1, help="devices to shard across (default: 1)")
+    p.add_argument("--tflops", type=float, metavar="X",
+                   help="achieved TFLOP/s per device, for a time ESTIMATE (e.g. peak x 0.4)")
+    p.add_argument("--tokens", type=_positive_int, metavar="N", help="training tokens per device for the estimate")
+    p.add_argument("--json", metavar="PATH", help="also write the plan as JSON")
+    p.set_defaults(func=cmd_plan)
     return parser
 
 
@@ -240,8 +286,8 @@ def _read_lines(path: str, what: str) -> list[str]:
 
 
 def cmd_diagnose(args) -> int:
-    from .languages import get_language
     from ._study_inputs import _load_parallel_file
+    from .languages import get_language
     from .tokenizer_diagnostics import compare_tokenizers
 
     language = get_language(args.language)
@@ -339,6 +385,49 @@ def cmd_study(args) -> int:
               f"folders under {study.output_dir / 'runs'} (run the command again to retry them)")
         return EXIT_RUNS_FAILED
     return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from .memory_plan import plan_memory
+    from .study import resolve_recipe
+
+    spec: Any = args.recipe
+    if spec.strip().startswith("{"):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--recipe looks like JSON but does not parse: {e.msg}") from None
+    recipe = resolve_recipe(spec)
+    if args.r is not None:
+        if not hasattr(recipe, "r"):
+            raise ValueError(f"--r sets an adapter rank; recipe {recipe.name!r} has no adapters")
+        recipe = recipe.copy(r=args.r)
+    if (args.tflops is None) != (args.tokens is None):
+        raise ValueError("a time estimate needs both --tflops (achieved TFLOP/s per device) and --tokens")
+    if args.tflops is not None and args.tflops <= 0:
+        raise ValueError(f"--tflops must be positive, got {args.tflops}")
+    plan = plan_memory(args.model, recipe, batch_size=args.batch_size, block_size=args.block_size, dtype=args.dtype,
+                       gradient_checkpointing=args.gradient_checkpointing, optimizer=args.optimizer,
+                       device_memory=args.gpu_memory, device=args.device, mixed_precision=args.mixed_precision,
+                       gradient_accumulation_steps=args.gradient_accumulation_steps, sharding=args.sharding,
+                       num_devices=args.num_devices, margin=args.margin)
+    st = plan.settings
+    print(f"{args.model}: {recipe!r}\n{plan.parameters['trainable']:,} trainable of {plan.parameters['total']:,} "
+          f"parameters; batch {st['batch_size']} x block {st['block_size']}, {st['dtype']} weights, autocast "
+          f"{st['mixed_precision'] or 'off'}, checkpointing {'on' if st['gradient_checkpointing'] else 'off'}, "
+          f"{st['optimizer']}, {st['attention']} attention on {st['device']}"
+          + (f", {st['sharding']} x {st['num_devices']}" if st["sharding"] else "") + "\n")
+    print(plan.to_markdown())
+    per_token = plan.flops_per_step / plan.tokens_per_step
+    print(f"\nstep FLOPs: {plan.flops_per_step:.3g} ({per_token:.3g} per token)")
+    out = plan.to_dict()
+    if args.tflops is not None:
+        seconds = plan.estimate_seconds(args.tokens, args.tflops * 1e12)
+        out["estimate_seconds"] = seconds
+        print(f"time ESTIMATE for {args.tokens:,} tokens at {args.tflops:g} achieved TFLOP/s: {seconds / 3600:.2f} h "
+              "(FLOPs / throughput; data loading, evaluation and the optimizer step not counted)")
+    _write_json(args.json, out)
+    return EXIT_DOES_NOT_FIT if plan.fits is False else EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------- main

@@ -450,7 +450,9 @@ class Study:
 
         def body():
             run = self._train(spec, ctx["paths"][spec.model], ctx["data"], run_dir / "train")
-            return run.model, run.tokenizer, dict(run.metrics)
+            metrics = dict(run.metrics)
+            metrics["planned_peak_memory_bytes"] = _planned_peak(ctx["paths"][spec.model], spec.recipe, metrics)
+            return run.model, run.tokenizer, metrics
 
         return self._execute(run_dir, head, body, ctx, reference_before=before)
 
@@ -529,3 +531,16 @@ class Study:
                                     progress=False)
         vocab = sorted(tokenizer.get_vocab().items())
         return report.to_dict(), _hash([type(tokenizer).__name__, vocab])
+
+
+def _planned_peak(model_path: str, recipe, metrics: dict) -> int | None:
+    """The memory plan's predicted step peak for a finished run (reported next to the measured one)."""
+    from .memory_plan import plan_for_run
+
+    if not all(k in metrics for k in ("batch_size", "block_size", "gradient_checkpointing")):
+        return None  # not a recipe.train run (nothing to plan from)
+    try:
+        return plan_for_run(model_path, recipe, metrics).total
+    except Exception as exc:  # noqa: BLE001 - a plan is a report extra: it never fails a run
+        log.warning("no memory plan for %s: %s: %s", model_path, type(exc).__name__, exc)
+        return None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import _plan_measure
 from .._utils import atomic_write_json, did_you_mean, library_versions
 from . import _loading, _packing, _trainer
 
@@ -326,10 +327,13 @@ class AdaptationRecipe:
         state: dict[str, Any] = {"source": source, "dtype": dtype}
         if getattr(self, "variant", None) == "pissa" and not source.has_adapter:
             state["pissa_init"] = _trainer.save_pissa_init(model, output_dir)
+        optimizer = self._optimizer(model, learning_rate, weight_decay)
+        # tensor memory at the peak of one steady optimizer step (the second; the first if there is one),
+        # the number a memory plan predicts (see lowres_adapt._plan_measure)
+        step_memory = _plan_measure.step_memory_callback(1 if max_steps > 1 else 0)
         trainer = _trainer.build_trainer(
-            model, tok, train_ds, eval_ds, opts, output_dir,
-            optimizer=self._optimizer(model, learning_rate, weight_decay), callbacks=list(callbacks),
-            packed=train_stats is not None,
+            model, tok, train_ds, eval_ds, opts, output_dir, optimizer=optimizer,
+            callbacks=[*callbacks, step_memory], packed=train_stats is not None,
         )
         counts = self.count_parameters(model)
         _trainer.reset_peak_memory()
@@ -338,6 +342,9 @@ class AdaptationRecipe:
         result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         evaluation = trainer.evaluate() if eval_ds is not None else {}
         peak_bytes, peak_kind = _trainer.peak_memory()
+        step_peak = step_memory.result or {}
+        if peak_kind == "cuda_max_allocated":  # the step measurement reset CUDA's peak: put back what came before
+            peak_bytes = max(peak_bytes, step_peak.get("peak_before", 0))
 
         self._save(trainer, output_dir, state)
         final_model = trainer.model
@@ -364,6 +371,12 @@ class AdaptationRecipe:
             "wall_seconds": time.perf_counter() - wall_start,
             "peak_memory_bytes": peak_bytes,
             "peak_memory_kind": peak_kind,
+            "step_peak_memory_bytes": step_peak.get("bytes"),
+            "step_peak_memory_kind": step_peak.get("kind"),
+            "dtype": dtype or (_loading.default_dtype(self._quantize(), self._adapters) if source.model is None
+                               else str(next(model.parameters()).dtype).removeprefix("torch.")),
+            "optimizer": "custom" if optimizer is not None else str(getattr(trainer.args.optim, "value",
+                                                                            trainer.args.optim)),
             "weight_bytes": _trainer.weight_bytes(model),
             "packing_efficiency": None if train_stats is None else train_stats["packing_efficiency"],
             "train_blocks": len(train_ds),

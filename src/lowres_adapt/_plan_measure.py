@@ -1,0 +1,215 @@
+"""Measured memory of a real training step, in the same units as the plan: bytes of tensors.
+
+On CUDA that is ``torch.cuda.max_memory_allocated`` over the step. On CPU the process's peak resident
+memory (``ru_maxrss``, what ``metrics["peak_memory_bytes"]`` reports) is no match for a plan: it holds
+the Python interpreter, torch's libraries, the tokenizer and the data, and it cannot be reset, so it
+keeps the largest moment of the whole process (model loading included). Here the CPU number is instead:
+
+    the bytes of the model's and optimizer's tensors when the step starts (parameters, buffers,
+    4-bit quantization states, gradients if any, optimizer states; each storage once), plus the
+    highest running sum of the allocations and frees the CPU allocator reports to the PyTorch profiler
+    (``profile_memory=True``) during the step.
+
+That is the tensor memory at the step's peak, the quantity the plan predicts. The measured step is a
+steady one (optimizer states already exist) unless there is only one.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+
+def model_tensor_bytes(model, optimizer=None) -> int:
+    """Bytes of the distinct storages of ``model``'s parameters, buffers, gradients and 4-bit quantization
+    states, and of ``optimizer``'s states."""
+    import torch
+
+    tensors = [*model.parameters(), *model.buffers()]
+    tensors += [p.grad for p in model.parameters() if p.grad is not None]
+    for module in model.modules():
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        if state is not None:
+            tensors += _state_tensors(state)  # (repeats are harmless: storages count once below)
+    if optimizer is not None:
+        tensors += [v for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v)]
+    seen = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(seen.values())
+
+
+class StepMemory:
+    """Context manager measuring the tensor-memory peak of a step of ``model`` (see the module docstring)."""
+
+    def __init__(self, model, optimizer=None, device: str | None = None) -> None:
+        import torch
+
+        self.model, self.optimizer = model, optimizer
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.baseline = 0
+        self.peak = 0
+        self.kind = "cuda_max_allocated" if self.device == "cuda" else "cpu_tensor_profiler"
+        self._prof = None
+
+    def __enter__(self) -> StepMemory:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.baseline = int(torch.cuda.memory_allocated())
+            return self
+        gc.collect()
+        self.baseline = model_tensor_bytes(self.model, self.optimizer)
+        from torch.profiler import ProfilerActivity, profile
+
+        self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        self._prof.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            self.peak = int(torch.cuda.max_memory_allocated())
+            return
+        self._prof.__exit__(*exc)
+        events = [e for e in self._prof.profiler.kineto_results.events()
+                  if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+        events.sort(key=lambda e: e.start_ns())
+        live = high = 0
+        for e in events:
+            live += e.nbytes()
+            high = max(high, live)
+        self.peak = self.baseline + high
+        self._prof = None
+
+
+def quantized_storage_bytes(model) -> dict[str, int]:
+    """Bytes bitsandbytes stores for the 4-bit weights of ``model``: packed data and quantization state.
+
+    Every tensor of each ``Params4bit``'s ``quant_state`` is counted (absmax, codes, offset, and the
+    nested state of double quantization), each storage once.
+    """
+    packed = constants = layers = 0
+    done: set[int] = set()  # a PEFT layer shows its base layer's weight too: each weight once
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if state is None or type(weight).__name__ != "Params4bit" or id(weight) in done:
+            continue
+        done.add(id(weight))
+        layers += 1
+        packed += weight.untyped_storage().nbytes()
+        seen: set[int] = set()
+        for t in _state_tensors(state):
+            if t.untyped_storage().data_ptr() not in seen:
+                seen.add(t.untyped_storage().data_ptr())
+                constants += t.untyped_storage().nbytes()
+    return {"quantized": packed, "quantization_constants": constants, "n_quantized_layers": layers}
+
+
+def _state_tensors(state) -> list:
+    import torch
+
+    out = [getattr(state, k) for k in ("absmax", "code", "offset") if torch.is_tensor(getattr(state, k, None))]
+    if getattr(state, "state2", None) is not None:
+        out += _state_tensors(state.state2)
+    return out
+
+
+def optimizer_state_bytes_of(optimizer) -> int:
+    """Bytes of the distinct tensor storages held in ``optimizer.state`` (shared maps once)."""
+    import torch
+
+    seen: dict[int, int] = {}
+    for state in optimizer.state.values():
+        for value in state.values():
+            if torch.is_tensor(value):
+                seen[value.untyped_storage().data_ptr()] = value.untyped_storage().nbytes()
+    return sum(seen.values())
+
+
+def measure_training_step(model, batch_size: int, block_size: int, *, optimizer: str = "adamw",
+                          gradient_checkpointing: bool = False, autocast=None, warmup_steps: int = 2,
+                          seed: int = 0) -> dict[str, int]:
+    """Trains ``model`` for ``warmup_steps`` steps on random token blocks, then measures one more step.
+
+    The step is Trainer's: forward with labels, backward, gradient clipping at 1.0, optimizer step,
+    ``zero_grad(set_to_none=True)``. Returns ``peak`` (tensor bytes at the step's peak, see
+    ``StepMemory``), ``baseline`` (model and optimizer tensors before it), ``optimizer_states`` (bytes
+    held by the optimizer) and ``gradients`` (bytes of all gradients at the end of a backward pass).
+    ``optimizer``: ``"adamw"`` (fused torch AdamW, Trainer's default), ``"adamw_torch"`` or ``"adamw_8bit"``.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    if gradient_checkpointing:
+        from .recipes._loading import enable_checkpointing
+
+        enable_checkpointing(model)
+    else:
+        from ._plan_step import _disable_checkpointing
+
+        _disable_checkpointing(model)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    elif optimizer == "adamw_torch":
+        opt = torch.optim.AdamW(params, lr=1e-5)
+    elif optimizer == "adamw_8bit":
+        import bitsandbytes as bnb
+
+        opt = bnb.optim.AdamW8bit(params, lr=1e-5)
+    else:
+        raise ValueError(f"measure_training_step knows adamw, adamw_torch and adamw_8bit, got {optimizer!r}")
+    vocab = model.get_input_embeddings().num_embeddings
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (batch_size, block_size), generator=gen).to(device)
+    grads = [0]
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        del loss
+        grads[0] = sum(p.grad.untyped_storage().nbytes() for p in params if p.grad is not None)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    for _ in range(warmup_steps):
+        step()
+    with StepMemory(model, opt, device=device.type) as mem:
+        step()
+    return {"peak": mem.peak, "baseline": mem.baseline, "optimizer_states": optimizer_state_bytes_of(opt),
+            "gradients": grads[0], "kind": mem.kind}
+
+
+def step_memory_callback(measure_step: int):
+    """A ``TrainerCallback`` that measures the tensor-memory peak of optimizer step ``measure_step`` (0-based)."""
+    from transformers import TrainerCallback
+
+    class StepMemoryCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self.result: dict[str, Any] | None = None
+            self._ctx: StepMemory | None = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == measure_step and self._ctx is None:
+                import torch
+
+                before = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+                self._ctx = StepMemory(kwargs["model"], kwargs.get("optimizer")).__enter__()
+                self._before = int(before)
+            return control
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._ctx is not None and self.result is None:
+                self._ctx.__exit__(None, None, None)
+                self.result = {"bytes": self._ctx.peak, "kind": self._ctx.kind, "step": measure_step + 1,
+                               "peak_before": self._before}
+            return control
+
+    return StepMemoryCallback()
