@@ -317,7 +317,9 @@ def _check_selection(tokenizer, texts, max_new_tokens, vocab_size, min_frequency
 
 
 def _candidate(tokenizer, entry: dict) -> TokenCandidate:
-    text = _surface(tokenizer.backend_tokenizer.decoder, entry["token"]) or entry["token"]
+    decoder = tokenizer.backend_tokenizer.decoder
+    # A byte-level step may hold part of a character: its text then shows U+FFFD.
+    text = _surface(decoder, entry["token"]) or (decoder.decode([entry["token"]]) if decoder else entry["token"])
     return TokenCandidate(text=text, frequency=entry["frequency"], pieces=tuple(entry["pieces"]),
                           score=entry["score"], token=entry["token"], needed_by=entry["needed_by"])
 
