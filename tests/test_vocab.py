@@ -281,8 +281,9 @@ def _llama_style_tokenizer():
 
 def _mistral_model_file():
     pytest.importorskip("mistral_common", reason="needs mistral-common (the Mistral-7B v0.1 tokenizer.model)")
-    import mistral_common
     from pathlib import Path
+
+    import mistral_common
 
     path = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
     if not path.exists():
