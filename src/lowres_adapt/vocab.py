@@ -18,8 +18,8 @@ or SentencePiece-style like Llama-2 / Mistral-7B v0.1: ``"▁"`` for spaces, byt
    Candidates emitted fewer than ``min_frequency`` times are dropped.
 3. **Add them to the BPE model**, best first, as regular vocabulary entries with merges (the way
    transformers' SentencePiece and tiktoken converters write merges): a piece the base cuts into more
-   than two pieces needs intermediate entries to be reachable (``"▁Баш" + "ҡорт"`` before
-   ``"▁Башҡорт"``); the cheapest such merge tree over the base's pieces is found and its missing
+   than two pieces needs intermediate entries to be reachable (``"▁Баш"``, ``"ҡ"``, ``"▁Башҡ"`` ...
+   before ``"▁Башҡортостан"``); the cheapest such merge tree over the base's pieces is found and its missing
    entries are added first (``info.needed_by``), counted in ``max_new_tokens``. New merges rank after
    the base's. Since new pieces are concatenations of the base's own symbols, decoding is unchanged:
    the extended tokenizer round-trips every text the base did. Exactly ``max_new_tokens`` entries are
