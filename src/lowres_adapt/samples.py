@@ -42,6 +42,17 @@ def _code(code) -> str:
     return code
 
 
+def _shipped_text_file(folder_name: str, code, what: str) -> Path:
+    """``resources/<folder_name>/<code>.txt``, or a ValueError that lists the codes shipped."""
+    code = _code(code)
+    folder = _resource_dir(folder_name)
+    path = folder / f"{code}.txt"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.txt"))
+        raise ValueError(f"no shipped {what} for {code!r}{did_you_mean(code, known)}; shipped: {known}")
+    return path
+
+
 def sample_corpus_path(code: str = "ba") -> Path:
     """Returns the path of the shipped sample corpus for language ``code`` (a ``.txt`` file).
 
@@ -51,13 +62,7 @@ def sample_corpus_path(code: str = "ba") -> Path:
         >>> la.sample_corpus_path("ba").name
         'ba.txt'
     """
-    code = _code(code)
-    folder = _resource_dir("samples")
-    path = folder / f"{code}.txt"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.txt"))
-        raise ValueError(f"no shipped sample corpus for {code!r}{did_you_mean(code, known)}; shipped: {known}")
-    return path
+    return _shipped_text_file("samples", code, "sample corpus")
 
 
 def sample_corpus(code: str = "ba") -> list[str]:
@@ -91,12 +96,7 @@ def sample_prompts(code: str = "ba") -> list[str]:
         >>> la.sample_prompts("ba")[0]
         'Башҡортостандың иң матур урындарының береһе'
     """
-    code = _code(code)
-    folder = _resource_dir("prompts")
-    path = folder / f"{code}.txt"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.txt"))
-        raise ValueError(f"no shipped prompts for {code!r}{did_you_mean(code, known)}; shipped: {known}")
+    path = _shipped_text_file("prompts", code, "prompts")
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
