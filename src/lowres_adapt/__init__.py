@@ -67,7 +67,7 @@ _LAZY: dict[str, str] = {
     # drift
     "DriftDetector": "drift",
     "DriftAnalysis": "drift",
-    "generate": "drift",
+    "generate": "generation",
     # study
     "Study": "study",
     "StudyResults": "study",
