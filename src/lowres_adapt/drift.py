@@ -31,8 +31,8 @@ from . import _langid
 from ._drift_results import UNDETERMINED, DriftAnalysis, flagged_examples
 from ._drift_scoring import capped_word_scores, language_path, sum_by_segment
 from ._drift_text import _URL, Word, segment_spans, segment_words
-from .generation import generate
 from ._utils import did_you_mean
+from .generation import generate
 from .languages import LanguageProfile, get_language
 
 __all__ = ["UNDETERMINED", "DriftAnalysis", "DriftDetector", "flagged_examples", "generate"]
