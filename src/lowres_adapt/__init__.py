@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "BASHKIR": "languages",
     "RUSSIAN": "languages",
     "ENGLISH": "languages",
+    "TATAR": "languages",
+    "KAZAKH": "languages",
     "get_language": "languages",
     "register_language": "languages",
     "available_languages": "languages",
@@ -113,7 +115,9 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
     from .languages import (  # noqa: F401
         BASHKIR,
         ENGLISH,
+        KAZAKH,
         RUSSIAN,
+        TATAR,
         LanguageProfile,
         available_languages,
         get_language,

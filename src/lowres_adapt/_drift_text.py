@@ -87,7 +87,7 @@ def segment_words(text: str, start: int, end: int, name_weight: float = 0.25, sc
     """The words of ``text[start:end]`` with their kind and weight (see the module docstring). A name
     written in another script than ``script`` (the target's: "Renault" in Bashkir text) weighs 0.
 
-    >>> [(w.form, w.kind) for w in segment_words("Вадим ХӘБИРОВ, www.bashinform.ru, В12 III", 0, 40)]
+    >>> [(w.form, w.kind) for w in segment_words("Вадим ХӘБИРОВ, www.bashinform.ru, В12 III", 0, 41)]
     [('Вадим', 'word'), ('ХӘБИРОВ', 'name'), ('www', 'neutral'), ('bashinform', 'neutral'), ('ru', 'neutral'), ('В', 'neutral'), ('III', 'neutral')]
     """
     masked = [(m.start(), m.end()) for m in _URL.finditer(text, start, end)]
