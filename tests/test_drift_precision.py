@@ -150,3 +150,14 @@ def test_flagged_examples_for_the_report(det):
     assert [(x["index"], x["language"]) for x in ex] == [(1, "ru"), (3, "kk")]
     assert ex[0]["segment"] == RU and ex[0]["words"] and ex[0]["log_odds"] > 10
     assert flagged_examples(s["per_text"], texts, limit=1) == ex[:1]
+
+
+def test_study_report_lists_flagged_examples(det):
+    from lowres_adapt._report import StudyResults
+
+    texts = [BA, BA + " " + RU]
+    drift_summary = {"flagged_examples": flagged_examples(det.evaluate(texts)["per_text"], texts)}
+    md = StudyResults([{"run_id": "m-lora-s0", "status": "ok", "drift": drift_summary}]).to_markdown()
+    assert "## Drift: flagged examples" in md and "(runs/m-lora-s0/generations.jsonl)" in md
+    assert "#1 → ru (log-odds +" in md and RU[:20] in md
+    assert "Drift: flagged" not in StudyResults([{"run_id": "x", "status": "ok", "drift": {}}]).to_markdown()

@@ -11,7 +11,13 @@ Russian wins by about ``cap`` per word.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from . import _langid
+from ._drift_text import Word
+from .languages import LanguageProfile
 
 
 def capped_word_scores(scores: np.ndarray, cap: float) -> np.ndarray:
@@ -64,3 +70,49 @@ def language_path(scores: np.ndarray, penalty: float) -> list[int]:
     for w in range(n_words - 1, 0, -1):
         path.append(int(back[w, path[-1]]))
     return path[::-1]
+
+
+_NGRAM_CACHE: dict[tuple, _langid.NgramBackend] = {}
+
+
+def _fitted_ngram(texts: dict[str, list[str]], orders: tuple[int, ...], smoothing: float) -> _langid.NgramBackend:
+    """An n-gram backend fitted on ``texts``; reused when the same texts come again (e.g. the samples)."""
+    key = (orders, smoothing, tuple((code, len(t), hash(tuple(t))) for code, t in texts.items()))
+    if key not in _NGRAM_CACHE:
+        if len(_NGRAM_CACHE) > 8:
+            _NGRAM_CACHE.clear()
+        _NGRAM_CACHE[key] = _langid.NgramBackend(orders, smoothing).fit(texts)
+    return _NGRAM_CACHE[key]
+
+
+@dataclass
+class _Scored:
+    """Scores of a batch of segments (see ``DriftDetector._score_segments``)."""
+
+    total: np.ndarray  # (n_segments, n_languages) decision log-scores
+    model: np.ndarray  # backend part, uncapped, weighted
+    alphabet: np.ndarray  # alphabet part, uncapped, weighted
+    letters: np.ndarray  # weighted letters of the scored words
+    n_words: np.ndarray  # full-weight words
+    words: list[list[Word]]  # scored words of each segment (weight > 0)
+    word_rows: np.ndarray  # (n_words, n_languages) capped, weighted word scores
+    segment_of: np.ndarray  # segment index of each row of word_rows
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    if not len(scores):
+        return scores
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _sample_texts(code: str, profile: LanguageProfile | None) -> list[str]:
+    """Training text for ``code``: the profile's ``sample_text``, else the shipped sample, else []."""
+    if profile is not None and profile.sample_documents():
+        return profile.sample_documents()
+    from .data import sample_corpus
+
+    try:
+        return sample_corpus(code)
+    except ValueError:
+        return []

@@ -109,3 +109,26 @@ def segment_words(text: str, start: int, end: int, name_weight: float = 0.25, sc
             weight = 0.0
         out.append(Word(a, b, _fold(word), kind, weight))
     return out
+
+
+_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
+
+
+def foreign_words(text: str, start: int, end: int, script: str, min_letters: int = 2) -> list[tuple[int, int, str]]:
+    """(start, end, word) of words in ``text[start:end]`` written in another script than ``script``
+    (URLs and e-mail addresses left out).
+
+    >>> foreign_words("Беҙ Instagram һәм www.vk.com аша", 0, 31, "Cyrillic")
+    [(4, 13, 'Instagram')]
+    """
+    masked = [(m.start(), m.end()) for m in _URL.finditer(text, start, end)]
+    out = []
+    for m in _WORD.finditer(text, start, end):
+        word = m.group()
+        if sum(c.isalpha() for c in word) < min_letters or any(s <= m.start() < e for s, e in masked):
+            continue
+        scripts = [script_of(c) for c in word if c.isalpha()]
+        main = max(set(scripts), key=scripts.count)
+        if main not in (script, "Other"):
+            out.append((m.start(), m.end(), word))
+    return out

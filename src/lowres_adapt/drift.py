@@ -18,19 +18,25 @@ Example::
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import _langid
 from ._drift_results import UNDETERMINED, DriftAnalysis, flagged_examples
-from ._drift_scoring import capped_word_scores, language_path, sum_by_segment
-from ._drift_text import _URL, Word, segment_spans, segment_words
+from ._drift_scoring import (
+    _fitted_ngram,
+    _sample_texts,
+    _Scored,
+    _softmax,
+    capped_word_scores,
+    language_path,
+    sum_by_segment,
+)
+from ._drift_text import foreign_words, segment_spans, segment_words
 from ._utils import did_you_mean
 from .generation import generate
 from .languages import LanguageProfile, get_language
@@ -39,8 +45,8 @@ __all__ = ["UNDETERMINED", "DriftAnalysis", "DriftDetector", "flagged_examples",
 
 _BACKENDS = ("auto", "ngram", "fasttext")
 _SPLITS = ("sentence", "line")
-_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
-_segment_spans = segment_spans  # old private name, used by benchmarks and tests
+_segment_spans = segment_spans  # old private names, used by benchmarks and tests
+_language_path = language_path
 
 
 # --------------------------------------------------------------------------------------------- detector
@@ -468,17 +474,7 @@ class DriftDetector:
         }
 
     def _foreign_words(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
-        script = self.target_.script
-        masked = [(m.start(), m.end()) for m in _URL.finditer(text, start, end)]
-        out = []
-        for m in _WORD.finditer(text, start, end):
-            word = m.group()
-            if sum(c.isalpha() for c in word) < self.min_word_letters or any(s <= m.start() < e for s, e in masked):
-                continue
-            word_script = _langid.letter_scripts(word).most_common(1)[0][0]
-            if word_script not in (script, "Other"):
-                out.append((m.start(), m.end(), word))
-        return out
+        return foreign_words(text, start, end, self.target_.script, self.min_word_letters)
 
     def evaluate(self, texts: Sequence[str]) -> dict[str, Any]:
         """Returns drift statistics over ``texts`` (e.g. one generation per prompt), Language Confusion
@@ -528,53 +524,3 @@ class DriftDetector:
             "backend": self.backend_,
             "per_text": [a.to_dict() for a in analyses],
         }
-
-
-# --------------------------------------------------------------------------------------------- helpers
-_NGRAM_CACHE: dict[tuple, _langid.NgramBackend] = {}
-
-
-def _fitted_ngram(texts: dict[str, list[str]], orders: tuple[int, ...], smoothing: float) -> _langid.NgramBackend:
-    """An n-gram backend fitted on ``texts``; reused when the same texts come again (e.g. the samples)."""
-    key = (orders, smoothing, tuple((code, len(t), hash(tuple(t))) for code, t in texts.items()))
-    if key not in _NGRAM_CACHE:
-        if len(_NGRAM_CACHE) > 8:
-            _NGRAM_CACHE.clear()
-        _NGRAM_CACHE[key] = _langid.NgramBackend(orders, smoothing).fit(texts)
-    return _NGRAM_CACHE[key]
-
-
-_language_path = language_path  # old private name
-
-
-@dataclass
-class _Scored:
-    """Scores of a batch of segments (see ``DriftDetector._score_segments``)."""
-
-    total: np.ndarray  # (n_segments, n_languages) decision log-scores
-    model: np.ndarray  # backend part, uncapped, weighted
-    alphabet: np.ndarray  # alphabet part, uncapped, weighted
-    letters: np.ndarray  # weighted letters of the scored words
-    n_words: np.ndarray  # full-weight words
-    words: list[list[Word]]  # scored words of each segment (weight > 0)
-    word_rows: np.ndarray  # (n_words, n_languages) capped, weighted word scores
-    segment_of: np.ndarray  # segment index of each row of word_rows
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    if not len(scores):
-        return scores
-    z = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def _sample_texts(code: str, profile: LanguageProfile | None) -> list[str]:
-    """Training text for ``code``: the profile's ``sample_text``, else the shipped sample, else []."""
-    if profile is not None and profile.sample_documents():
-        return profile.sample_documents()
-    from .data import sample_corpus
-
-    try:
-        return sample_corpus(code)
-    except ValueError:
-        return []
