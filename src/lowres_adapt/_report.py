@@ -302,6 +302,7 @@ class StudyResults:
                 msg = str(r.get("error") or "").splitlines()[0][:200].replace("|", "\\|") if r.get("error") else ""
                 out.write(f"| {r.get('run_id')} | {msg} |\n")
             out.write("\nEach failed run's folder holds `error.txt` with the traceback; `run()` again retries it.\n")
+        out.write(self._flagged_markdown())
         diag = self._diagnostics_markdown() if diagnostics else ""
         if diag:
             out.write("\n" + diag)
@@ -321,6 +322,28 @@ class StudyResults:
             cells.append(seeds)
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+    def _flagged_markdown(self, per_run: int = 3) -> str:
+        """A few drifted generations per run with the evidence behind each verdict (language, log-odds,
+        the words that pushed it), linked to the run's ``generations.jsonl`` for the rest."""
+        blocks = []
+        for r in self.runs:
+            examples = ((r.get("drift") or {}).get("flagged_examples") or [])[:per_run]
+            if not examples:
+                continue
+            lines = [f"- **{r.get('run_id')}** ([all generations](runs/{r.get('run_id')}/generations.jsonl)):"]
+            for x in examples:
+                text = str(x.get("segment", "")).replace("\n", " ").replace("|", "\\|")[:120]
+                words = ", ".join(x.get("words") or [])
+                lines.append(f"  - #{x.get('index')} → {x.get('language')} (log-odds {x.get('log_odds', 0):+.1f}, "
+                             f"model {x.get('model', 0):+.1f}, alphabet {x.get('alphabet', 0):+.1f}; words: {words}): "
+                             f"\"{text}\"")
+            blocks.append("\n".join(lines))
+        if not blocks:
+            return ""
+        return ("\n## Drift: flagged examples\n\nThe first segment that left the target language in up to "
+                f"{per_run} generations per run, with the evidence behind the verdict (nats; see docs/drift.md).\n\n"
+                + "\n".join(blocks) + "\n")
 
     def _diagnostics_markdown(self) -> str:
         if not self.diagnostics:

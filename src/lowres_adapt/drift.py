@@ -18,78 +18,35 @@ Example::
 
 from __future__ import annotations
 
-import math
-import os
-import re
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import _langid
+from ._drift_results import UNDETERMINED, DriftAnalysis, flagged_examples
+from ._drift_scoring import (
+    _fitted_ngram,
+    _sample_texts,
+    _Scored,
+    _softmax,
+    capped_word_scores,
+    language_path,
+    sum_by_segment,
+)
+from ._drift_text import foreign_words, segment_spans, segment_words
 from ._utils import did_you_mean
+from .generation import generate
 from .languages import LanguageProfile, get_language
 
-UNDETERMINED = "und"  # label of segments too short (or too ambiguous) to score; excluded from shares
+__all__ = ["UNDETERMINED", "DriftAnalysis", "DriftDetector", "flagged_examples", "generate"]
+
 _BACKENDS = ("auto", "ngram", "fasttext")
 _SPLITS = ("sentence", "line")
-_LINES = re.compile(r"[^\n\r]+")
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s|$)")
-_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
-_LETTER_RUN = re.compile(r"[^\W\d_]+")
-
-
-# --------------------------------------------------------------------------------------------- results
-@dataclass
-class DriftAnalysis:
-    """What ``DriftDetector.analyze`` found in one text.
-
-    ``segments`` are ``(start, end, language, confidence)`` with character offsets into the analysed text;
-    segments too short to score carry the language ``"und"`` and confidence 0 and count for nothing.
-    ``target_share`` is the share of characters of scored segments that are in the target language
-    (``None`` when nothing could be scored); ``first_switch`` the offset where the first scored segment in
-    another language starts (``None`` when there is none); ``drifted`` is ``first_switch is not None``.
-    ``foreign_words`` are ``(start, end, word)`` of words written in another script than the target's
-    (a Latin word in Cyrillic text) inside segments that were not labelled as another language.
-    ``status`` is ``"ok"``, ``"empty"`` (no letters at all) or ``"unscorable"`` (only short segments).
-    """
-
-    target: str
-    backend: str
-    n_chars: int
-    segments: list[tuple[int, int, str, float]]
-    target_share: float | None
-    first_switch: int | None
-    switch_language: str | None
-    drifted: bool
-    foreign_words: list[tuple[int, int, str]] = field(default_factory=list)
-    language_shares: dict[str, float] = field(default_factory=dict)
-    status: str = "ok"
-
-    @property
-    def scorable(self) -> bool:
-        """True when at least one segment was long enough to get a language."""
-        return self.status == "ok"
-
-    @property
-    def line_pass(self) -> bool:
-        """True when the text was scored and every scored segment is in the target language."""
-        return self.scorable and not self.drifted
-
-    @property
-    def word_pass(self) -> bool:
-        """True when the text passes at line level and has no foreign-script word."""
-        return self.line_pass and not self.foreign_words
-
-    def to_dict(self) -> dict[str, Any]:
-        """The analysis as a JSON-friendly dict (tuples become lists)."""
-        d = asdict(self)
-        d["segments"] = [list(s) for s in self.segments]
-        d["foreign_words"] = [list(w) for w in self.foreign_words]
-        return d
+_segment_spans = segment_spans  # old private names, used by benchmarks and tests
+_language_path = language_path
 
 
 # --------------------------------------------------------------------------------------------- detector
@@ -117,6 +74,11 @@ class DriftDetector:
       ``None`` turns this off (sentences and lines are then labelled whole).
     - ``ngram_orders``, ``smoothing``: n-gram orders and add-k constant of the n-gram backend.
     - ``min_word_letters``: shortest foreign-script word reported.
+    - ``min_words``: segments with fewer full-weight words (not names, not neutral tokens) are ``"und"``.
+    - ``name_weight``: weight of a capitalised word inside a segment or of a word in capitals (names,
+      abbreviations); numbers, URLs, e-mail addresses, initials and codes weigh 0 (see ``_drift_text``).
+    - ``word_cap``: the most nats one word can move a segment's verdict (n-gram backend; see
+      ``_drift_scoring``): a loanword or a quoted title cannot outvote the sentence around it.
 
     Example::
 
@@ -141,10 +103,15 @@ class DriftDetector:
         letter_weight: float = 2.0,  # ~ the evidence of one extra informative character n-gram
         script_weight: float = 1.0,
         split: str = "sentence",
-        switch_penalty: float | None = 30.0,
+        switch_penalty: float | None = 12.0,
         ngram_orders: Sequence[int] = (1, 2, 3, 4),
         smoothing: float = 0.5,
         min_word_letters: int = 2,
+        min_words: int = 3,
+        name_weight: float = 0.25,
+        word_cap: float = 6.0,
+        target_cap: float | None = 3.0,
+        segment_penalty: float | None = 4.0,
     ) -> None:
         self.target = target
         self.backend = backend
@@ -158,6 +125,11 @@ class DriftDetector:
         self.ngram_orders = ngram_orders
         self.smoothing = smoothing
         self.min_word_letters = min_word_letters
+        self.min_words = min_words
+        self.name_weight = name_weight
+        self.word_cap = word_cap
+        self.target_cap = target_cap
+        self.segment_penalty = segment_penalty
 
     def __repr__(self) -> str:
         target = self.target.code if isinstance(self.target, LanguageProfile) else self.target
@@ -176,6 +148,12 @@ class DriftDetector:
             raise ValueError(f"DriftDetector.min_confidence must be in [0, 1), got {self.min_confidence!r}")
         if self.switch_penalty is not None and not float(self.switch_penalty) >= 0:
             raise ValueError(f"DriftDetector.switch_penalty must be >= 0 or None, got {self.switch_penalty!r}")
+        if not isinstance(self.min_words, int) or self.min_words < 1:
+            raise ValueError(f"DriftDetector.min_words must be a positive integer, got {self.min_words!r}")
+        if not 0.0 <= float(self.name_weight) <= 1.0:
+            raise ValueError(f"DriftDetector.name_weight must be in [0, 1], got {self.name_weight!r}")
+        if not float(self.word_cap) > 0:
+            raise ValueError(f"DriftDetector.word_cap must be > 0 (nats), got {self.word_cap!r}")
         for name in ("letter_weight", "script_weight", "smoothing"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f"DriftDetector.{name} must be >= 0, got {getattr(self, name)!r}")
@@ -305,41 +283,68 @@ class DriftDetector:
         return [label for label, _ in self._label(list(texts))]
 
     def _posteriors(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior of each candidate (n_texts, n_languages) and the number of letters of each text."""
-        total, n_letters = self._log_scores(texts)
-        total = total - total.max(axis=1, keepdims=True) if len(total) else total
-        probs = np.exp(total)
-        return probs / probs.sum(axis=1, keepdims=True), n_letters
+        """Posterior of each candidate (n_texts, n_languages) and the evidence (weighted letters) of each."""
+        scored = self._score_segments([(t, 0, len(t)) for t in texts])
+        return _softmax(scored.total), scored.letters
 
-    def _log_scores(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Backend log-scores plus alphabet evidence (n_texts, n_languages), and letters per text."""
-        if not texts:
-            return np.zeros((0, len(self.languages_))), np.zeros(0, dtype=np.int64)
+    def _word_scores(self, forms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Backend log-scores and alphabet evidence (each (n, n_languages)) of short strings (words)."""
+        if not forms:
+            return np.zeros((0, len(self.languages_))), np.zeros((0, len(self.languages_)))
         codes = list(self._labels)
         if self.backend_ == "fasttext":
-            raw = self._backend.log_scores(texts, [self._labels[c] for c in codes])
+            raw = self._backend.log_scores(forms, [self._labels[c] for c in codes])
         else:
             col = {code: j for j, code in enumerate(self._backend.languages)}
-            raw = self._backend.log_scores(texts)[:, [col[c] for c in codes]]
+            raw = self._backend.log_scores(forms)[:, [col[c] for c in codes]]
         if self._letters_only_target:
             # The target's score is the best same-script candidate's, a little lower: its own special
             # letters (evidence against the others) then decide.
             script = self.target_.script
             same = [j for j, info in enumerate(self._infos[1:]) if info.script in (script, None)] or list(range(len(codes)))
             raw = np.hstack([raw[:, same].max(axis=1, keepdims=True) - 0.5 * float(self.letter_weight), raw])
-        prior, n_letters = _langid.evidence(texts, self._infos, letter_weight=float(self.letter_weight),
-                                            script_weight=float(self.script_weight))
-        return raw + prior, n_letters
+        prior, _ = _langid.evidence(forms, self._infos, letter_weight=float(self.letter_weight),
+                                    script_weight=float(self.script_weight))
+        return raw, prior
+
+    def _score_segments(self, items: list[tuple[str, int, int]]) -> _Scored:
+        """Scores of ``text[start:end]`` for each item: words weighed, capped and summed (n-gram backend),
+        or the text of the full-weight words scored whole plus the words' alphabet evidence (fastText)."""
+        words = [[w for w in segment_words(t, s, e, float(self.name_weight), self.target_.script) if w.weight > 0] for t, s, e in items]
+        flat = [w for ws in words for w in ws]
+        seg_of = np.repeat(np.arange(len(items)), [len(ws) for ws in words]).astype(np.int64)
+        weights = np.array([w.weight for w in flat], dtype=np.float64)
+        uniq, inverse = np.unique(np.array([w.form for w in flat], dtype=object), return_inverse=True)
+        model_u, alpha_u = self._word_scores([str(u) for u in uniq])
+        model, alpha = model_u[inverse], alpha_u[inverse]
+        capped = capped_word_scores(model + alpha, float(self.word_cap))
+        if self.target_cap is not None:  # a word's pull away from the target is bounded tighter
+            capped[:, 0] = np.maximum(capped[:, 0], -float(self.target_cap))
+        n = len(items)
+        letters = np.zeros(n)
+        np.add.at(letters, seg_of, weights * np.array([len(w.form) for w in flat]))
+        n_words = np.bincount(seg_of[weights >= 1.0], minlength=n)
+        model_sum = sum_by_segment(model, seg_of, weights, n)
+        alpha_sum = sum_by_segment(alpha, seg_of, weights, n)
+        if self.backend_ == "fasttext":
+            clean = [" ".join(w.form for w in ws if w.weight >= 1.0) for ws in words]
+            model_sum, _ = self._word_scores(clean)
+            total = model_sum + alpha_sum
+        else:
+            total = sum_by_segment(capped, seg_of, weights, n)
+        return _Scored(total, model_sum, alpha_sum, letters, n_words, words, capped * weights[:, None], seg_of)
 
     def _label(self, texts: list[str]) -> list[tuple[str, float]]:
         """(language, confidence) per text; ``("und", 0.0)`` for short or ambiguous ones."""
         self._ensure_fitted()
-        probs, n_letters = self._posteriors(texts)
+        return self._labels_of(self._score_segments([(t, 0, len(t)) for t in texts]))
+
+    def _labels_of(self, scored: _Scored) -> list[tuple[str, float]]:
         out = []
-        for row, letters in zip(probs, n_letters, strict=True):
+        for row, letters, n_words in zip(_softmax(scored.total), scored.letters, scored.n_words, strict=True):
             j = int(row.argmax())
             conf = float(row[j])
-            if letters < self.min_letters or conf < self.min_confidence:
+            if letters < self.min_letters or n_words < self.min_words or conf < self.min_confidence:
                 out.append((UNDETERMINED, 0.0))
             else:
                 out.append((self.languages_[j], conf))
@@ -347,7 +352,8 @@ class DriftDetector:
 
     # ------------------------------------------------------------------------------------------ analysis
     def analyze(self, text: str) -> DriftAnalysis:
-        """Returns a ``DriftAnalysis`` of ``text``: segments with languages, target share, first switch.
+        """Returns a ``DriftAnalysis`` of ``text``: segments with languages, target share, first switch, and
+        for each non-target segment the evidence behind it (``.explanations``, ``.explain()``).
 
         Example::
 
@@ -360,46 +366,66 @@ class DriftDetector:
 
     def _analyze_many(self, texts: Sequence[str]) -> list[DriftAnalysis]:
         self._ensure_fitted()
-        spans = [_segment_spans(str(t), self.split) for t in texts]
-        flat = [str(t)[s:e] for t, sp in zip(texts, spans, strict=True) for s, e in sp]
-        labels = iter(self._label(flat))
+        texts = [str(t) for t in texts]
+        items = [(t, s, e) for t in texts for s, e in segment_spans(t, self.split)]
+        scored = self._score_segments(items)
+        labels = iter(zip(self._labels_of(scored), range(len(items)), strict=True))
+        probs = _softmax(scored.total)
         out = []
-        for t, sp in zip(texts, spans, strict=True):
-            t = str(t)
+        for t in texts:
+            found = [next(labels) for _ in segment_spans(t, self.split)]
+            found = self._in_context(scored, probs, found)
             segments = []
-            for s, e in sp:
-                segments += self._split_at_switch(t, s, e, *next(labels))
+            for (lang, conf), i in found:
+                segments += self._split_at_switch(scored, i, items[i], lang, conf)
             out.append(self._summarise(t, segments))
         return out
 
-    def _split_at_switch(self, text: str, start: int, end: int, lang: str, conf: float
+    def _in_context(self, scored: _Scored, probs: np.ndarray, found: list[tuple[tuple[str, float], int]]
+                    ) -> list[tuple[tuple[str, float], int]]:
+        """Segment labels after a Viterbi pass over the scored segments of one text, at a cost of
+        ``segment_penalty`` nats per change of language: a weakly foreign segment between target ones (a
+        byline, a list of loanwords, a short quotation) goes back to the target. Context only ever moves
+        a segment *to* the target; a segment is never called foreign because of its neighbours."""
+        if not self.segment_penalty:
+            return found
+        idx = [k for k, ((lang, _), _) in enumerate(found) if lang != UNDETERMINED]
+        if len(idx) < 2:
+            return found
+        path = language_path(scored.total[[found[k][1] for k in idx]], float(self.segment_penalty))
+        target = self.languages_.index(self.target_.code)
+        out = list(found)
+        for k, lang in zip(idx, path, strict=True):
+            (own, _), i = found[k]
+            if lang == target and own != self.target_.code:
+                out[k] = ((self.target_.code, float(probs[i, target])), i)
+        return out
+
+    def _split_at_switch(self, scored: _Scored, i: int, item: tuple[str, int, int], lang: str, conf: float
                          ) -> list[tuple[int, int, str, float]]:
         """``[(start, end, lang, conf)]``, or the segment cut in two where it switches away from the target.
 
         Generated text often drifts mid-sentence or without punctuation, so a segment is also searched
-        for a switch at a word boundary: every word is scored on its own and ``_language_path`` picks the
-        word languages that explain the segment best, at a cost of ``switch_penalty`` nats per change.
+        for a switch at a word boundary: ``language_path`` picks the word languages that explain the
+        segment best (capped, weighted word scores), at a cost of ``switch_penalty`` nats per change.
         Only a trailing stretch of non-target words is a switch (the text left the target and did not come
         back); a non-target stretch with target words after it in the same segment is an insertion (a
-        name, a title, a quotation) and is left to ``foreign_words``. The cut is kept when both pieces have
-        ``min_letters`` letters and, scored whole, get different languages, the second not the target.
+        name, a title, a quotation) and is left to ``foreign_words``. The cut is kept when both pieces,
+        scored whole, are scorable and get different languages, the second not the target.
         """
+        text, start, end = item
         keep = [(start, end, lang, conf)]
-        if self.switch_penalty is None or lang == UNDETERMINED:
+        words = scored.words[i]
+        if self.switch_penalty is None or lang == UNDETERMINED or len(words) < 2:
             return keep
-        words = [(m.start(), m.end()) for m in _LETTER_RUN.finditer(text, start, end)]
-        sizes = np.array([b - a for a, b in words])
-        if len(words) < 2 or sizes.sum() < 2 * self.min_letters:
-            return keep
-        scores, _ = self._log_scores([text[a:b] for a, b in words])
-        path = _language_path(scores, float(self.switch_penalty))
+        path = language_path(scored.word_rows[scored.segment_of == i], float(self.switch_penalty))
         target = self.languages_.index(self.target_.code)
         first = len(path)
         while first > 0 and path[first - 1] != target:
             first -= 1  # the trailing run of non-target words starts at word `first`
-        if first in (0, len(path)) or min(sizes[:first].sum(), sizes[first:].sum()) < self.min_letters:
+        if first in (0, len(path)):
             return keep
-        cut = words[first][0]
+        cut = words[first].start
         first_end = start + len(text[start:cut].rstrip())
         (l1, c1), (l2, c2) = self._label([text[start:first_end], text[cut:end]])
         if l1 == l2 or l2 == self.target_.code or UNDETERMINED in (l1, l2):
@@ -425,19 +451,30 @@ class DriftDetector:
             first_switch=switch[0] if switch else None, switch_language=switch[2] if switch else None,
             drifted=switch is not None, foreign_words=foreign,
             language_shares={k: v / total for k, v in chars.most_common()}, status=status,
+            explanations=[self._explain(text, k, seg) for k, seg in enumerate(segments, 1)
+                          if seg[2] not in (target, UNDETERMINED)],
         )
 
+    def _explain(self, text: str, number: int, segment: tuple[int, int, str, float], top: int = 6) -> dict[str, Any]:
+        """The evidence behind one non-target segment (see ``DriftAnalysis.explain``)."""
+        start, end, lang, conf = segment
+        sc = self._score_segments([(text, start, end)])
+        j, t = self.languages_.index(lang), self.languages_.index(self.target_.code)
+        push = sc.word_rows[:, j] - sc.word_rows[:, t]
+        order = np.argsort(-push, kind="stable")[:top]
+        piece = text[start:end]
+        return {
+            "segment": number, "start": start, "end": end, "language": lang, "confidence": conf,
+            "text": piece if len(piece) <= 200 else piece[:197] + "...",
+            "log_odds": float(sc.total[0, j] - sc.total[0, t]),
+            "model": float(sc.model[0, j] - sc.model[0, t]), "alphabet": float(sc.alphabet[0, j] - sc.alphabet[0, t]),
+            "n_words": int(len(sc.words[0])),
+            "words": [{"word": sc.words[0][k].form, "start": sc.words[0][k].start, "end": sc.words[0][k].end,
+                       "kind": sc.words[0][k].kind, "log_odds": float(push[k])} for k in order if push[k] > 0],
+        }
+
     def _foreign_words(self, text: str, start: int, end: int) -> list[tuple[int, int, str]]:
-        script = self.target_.script
-        out = []
-        for m in _WORD.finditer(text, start, end):
-            word = m.group()
-            if sum(c.isalpha() for c in word) < self.min_word_letters:
-                continue
-            word_script = _langid.letter_scripts(word).most_common(1)[0][0]
-            if word_script not in (script, "Other"):
-                out.append((m.start(), m.end(), word))
-        return out
+        return foreign_words(text, start, end, self.target_.script, self.min_word_letters)
 
     def evaluate(self, texts: Sequence[str]) -> dict[str, Any]:
         """Returns drift statistics over ``texts`` (e.g. one generation per prompt), Language Confusion
@@ -487,171 +524,3 @@ class DriftDetector:
             "backend": self.backend_,
             "per_text": [a.to_dict() for a in analyses],
         }
-
-
-# --------------------------------------------------------------------------------------------- helpers
-_NGRAM_CACHE: dict[tuple, _langid.NgramBackend] = {}
-
-
-def _fitted_ngram(texts: dict[str, list[str]], orders: tuple[int, ...], smoothing: float) -> _langid.NgramBackend:
-    """An n-gram backend fitted on ``texts``; reused when the same texts come again (e.g. the samples)."""
-    key = (orders, smoothing, tuple((code, len(t), hash(tuple(t))) for code, t in texts.items()))
-    if key not in _NGRAM_CACHE:
-        if len(_NGRAM_CACHE) > 8:
-            _NGRAM_CACHE.clear()
-        _NGRAM_CACHE[key] = _langid.NgramBackend(orders, smoothing).fit(texts)
-    return _NGRAM_CACHE[key]
-
-
-def _language_path(scores: np.ndarray, penalty: float) -> list[int]:
-    """Returns the language index of each word that maximises the summed word scores minus ``penalty``
-    per change of language between neighbouring words (Viterbi; on ties the path stays in its language).
-
-    ``scores`` is (n_words, n_languages) log-scores.
-
-    >>> _language_path(np.array([[0.0, -5], [0, -5], [-9, 0], [-9, 0]]), penalty=4.0)
-    [0, 0, 1, 1]
-    >>> _language_path(np.array([[0.0, -5], [-3, 0], [0, -5]]), penalty=4.0)  # a 3-nat gain is not worth 2 changes
-    [0, 0, 0]
-    """
-    n_words, n_langs = scores.shape
-    if not n_words:
-        return []
-    best = scores[0].astype(np.float64)
-    back = np.zeros((n_words, n_langs), dtype=np.int64)
-    stay = np.arange(n_langs)
-    for w in range(1, n_words):
-        j = int(best.argmax())
-        switch = best[j] - penalty > best
-        back[w] = np.where(switch, j, stay)
-        best = np.where(switch, best[j] - penalty, best) + scores[w]
-    path = [int(best.argmax())]
-    for w in range(n_words - 1, 0, -1):
-        path.append(int(back[w, path[-1]]))
-    return path[::-1]
-
-
-def _sample_texts(code: str, profile: LanguageProfile | None) -> list[str]:
-    """Training text for ``code``: the profile's ``sample_text``, else the shipped sample, else []."""
-    if profile is not None and profile.sample_documents():
-        return profile.sample_documents()
-    from .data import sample_corpus
-
-    try:
-        return sample_corpus(code)
-    except ValueError:
-        return []
-
-
-def _segment_spans(text: str, split: str = "sentence") -> list[tuple[int, int]]:
-    """(start, end) of each non-blank line, or of each sentence within lines, whitespace trimmed."""
-    spans = []
-    for line in _LINES.finditer(text):
-        pos = line.start()
-        if split == "sentence":
-            for m in _SENTENCE_END.finditer(text, line.start(), line.end()):
-                before = text[m.start() - 1] if m.start() > 0 else ""
-                if (m.group().startswith(".") and before.isupper()
-                        and (m.start() - 2 < line.start() or not text[m.start() - 2].isalpha())):
-                    continue  # an initial such as "Р. Хәмитов", not a sentence end
-                spans.append((pos, m.end()))
-                pos = m.end()
-        spans.append((pos, line.end()))
-    out = []
-    for s, e in spans:
-        piece = text[s:e]
-        stripped = piece.strip()
-        if stripped:
-            s += len(piece) - len(piece.lstrip())
-            out.append((s, s + len(stripped)))
-    return out
-
-
-# --------------------------------------------------------------------------------------------- generation
-def generate(
-    model,
-    tokenizer=None,
-    prompts: Sequence[str] | str = (),
-    seed: int = 0,
-    max_new_tokens: int = 64,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    batch_size: int = 8,
-    **generate_kwargs: Any,
-) -> list[str]:
-    """Returns the continuation (prompt not included) of each prompt, generated in batches.
-
-    ``model`` is a causal LM (plain or PEFT) or a path to one (then ``tokenizer`` may be None). Prompts are
-    left-padded inside each batch (the tokenizer is not modified). Greedy by default; ``do_sample=True``
-    samples with ``temperature`` and ``top_p`` (no top-k cut unless you pass ``top_k=``). The global torch
-    random state is set from ``seed`` for the call and restored afterwards, so the same seed and
-    ``batch_size`` give identical output on CPU. The model's training mode is restored.
-
-    Example::
-
-        >>> import lowres_adapt as la
-        >>> tok = la.train_tokenizer(la.sample_corpus("ba"), vocab_size=300)
-        >>> model = la.build_tiny_model("gpt2", tok)
-        >>> gens = la.generate(model, tok, ["Беҙ", "Бөгөн"], max_new_tokens=5)
-        >>> len(gens), gens == la.generate(model, tok, ["Беҙ", "Бөгөн"], max_new_tokens=5)
-        (2, True)
-    """
-    import torch
-
-    if isinstance(model, (str, os.PathLike)):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model)
-        model = AutoModelForCausalLM.from_pretrained(model)
-    if tokenizer is None:
-        raise ValueError("generate() needs a tokenizer when model is a model object; pass the model's tokenizer")
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"prompt {i} is {p!r}; every prompt must be a non-empty string")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if do_sample and not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token first")
-
-    encoded = [tokenizer(p)["input_ids"] for p in prompts]
-    limit = getattr(getattr(model, "config", None), "n_positions", None)  # learned absolute positions (GPT-2)
-    longest = max((len(ids) for ids in encoded), default=0)
-    if limit is not None and longest + max_new_tokens > limit:
-        raise ValueError(f"the longest prompt ({longest} tokens) plus max_new_tokens={max_new_tokens} exceeds "
-                         f"the model's {limit} positions; shorten the prompts or lower max_new_tokens")
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": pad_id}
-    if do_sample:
-        kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-    kwargs.update(generate_kwargs)
-
-    device = next(model.parameters()).device
-    was_training = model.training
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    out: list[str] = []
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=cuda), torch.no_grad():
-            torch.manual_seed(seed)
-            for b in range(0, len(encoded), batch_size):
-                batch = encoded[b:b + batch_size]
-                width = max(len(ids) for ids in batch)
-                input_ids = torch.tensor([[pad_id] * (width - len(ids)) + list(ids) for ids in batch], device=device)
-                mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
-                generated = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-                out += tokenizer.batch_decode(generated[:, width:], skip_special_tokens=True)
-    finally:
-        model.train(was_training)
-    return out

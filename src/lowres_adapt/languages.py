@@ -1,7 +1,7 @@
 """Language profiles: what the library needs to know about a language to diagnose, evaluate and
 detect drift for it.
 
-A profile is plain data. Bashkir, Russian and English are built in; any other language is a
+A profile is plain data. Bashkir, Russian, English, Tatar and Kazakh are built in; any other language is a
 ``LanguageProfile`` written in user code::
 
     >>> import lowres_adapt as la
@@ -123,7 +123,16 @@ ENGLISH = LanguageProfile(
     reference_languages=(), confusable_languages=(), sample_text=_read_sample("en"),
 )
 
-_REGISTRY: dict[str, LanguageProfile] = {p.code: p for p in (BASHKIR, RUSSIAN, ENGLISH)}
+TATAR = LanguageProfile(
+    code="tt", iso639_3="tat", name="Tatar", script="Cyrillic", special_letters="әөүҗңһ",
+    reference_languages=("ru", "en"), confusable_languages=("ba", "kk"), sample_text=_read_sample("tt"),
+)
+KAZAKH = LanguageProfile(
+    code="kk", iso639_3="kaz", name="Kazakh", script="Cyrillic", special_letters="әғқңөұүһі",
+    reference_languages=("ru", "en"), confusable_languages=("ba", "tt"), sample_text=_read_sample("kk"),
+)
+
+_REGISTRY: dict[str, LanguageProfile] = {p.code: p for p in (BASHKIR, RUSSIAN, ENGLISH, TATAR, KAZAKH)}
 
 
 def register_language(profile: LanguageProfile, *, overwrite: bool = False) -> LanguageProfile:

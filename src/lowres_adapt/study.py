@@ -531,11 +531,14 @@ class Study:
         return list(generate(model, tokenizer, prompts, seed=seed, **options))
 
     def _drift(self, texts: list[str]) -> tuple[dict, list[dict]]:
-        from .drift import DriftDetector
+        from .drift import DriftDetector, flagged_examples
 
         summary = dict(DriftDetector(target=self.language, backend=self.drift_backend).evaluate(texts))
         keep = ("target_share", "drifted", "first_switch", "switch_language", "status")
-        per_text = [{k: a.get(k) for k in keep} for a in summary.pop("per_text", [{}] * len(texts))]
+        full = summary.pop("per_text", [{}] * len(texts))
+        summary["flagged_examples"] = flagged_examples(full, texts, limit=3)  # with their evidence, for the report
+        per_text = [{k: a.get(k) for k in keep} | ({"explanation": a["explanations"][0]} if a.get("explanations") else {})
+                    for a in full]
         return summary, per_text
 
     def _diagnose(self, model_path: str, data: StudyData) -> tuple[dict, str]:
