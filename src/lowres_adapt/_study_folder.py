@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._report import read_record
+from ._report_rows import read_record
 from ._study_inputs import _diff
 from ._utils import atomic_write_json, atomic_write_text, library_versions
 from .errors import StudyConfigError

@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._report import BASE_RECIPE, StudyResults, _read_json, read_record
+from ._report import StudyResults
+from ._report_rows import BASE_RECIPE, _read_json, read_record
 from ._study_folder import check_folder, now, run_in_folder
 from ._study_inputs import (
     _DRIFT_BACKENDS,
