@@ -60,6 +60,7 @@ _LAZY: dict[str, str] = {
     "TokenizerReport": "tokenizer_diagnostics",
     "TokenizerComparison": "tokenizer_diagnostics",
     "DiagnosticThresholds": "tokenizer_diagnostics",
+    "load_tokenizer": "tokenizer_loading",
     # evaluation
     "PerplexityEvaluator": "evaluation",
     "PerplexityResult": "evaluation",
@@ -82,6 +83,7 @@ _LAZY: dict[str, str] = {
     "QuantizationUnavailableError": "errors",
     "TrainingDivergedError": "errors",
     "BackendUnavailableError": "errors",
+    "TokenizerConversionError": "errors",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -119,4 +121,6 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         get_language,
         register_language,
     )
+    from .errors import TokenizerConversionError  # noqa: F401
     from .memory_plan import MemoryPlan, plan_memory  # noqa: F401
+    from .tokenizer_loading import load_tokenizer  # noqa: F401
