@@ -21,6 +21,7 @@ MODULES = [
     "lowres_adapt.recipes.full",
     "lowres_adapt.recipes.lora",
     "lowres_adapt.tokenizer_diagnostics",
+    "lowres_adapt.tokenizer_loading",
     "lowres_adapt.evaluation",
     "lowres_adapt.drift",
     "lowres_adapt.vocab",

@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         split_documents,
         split_fingerprint,
     )
+    from .errors import TokenizerConversionError  # noqa: F401
     from .languages import (  # noqa: F401
         BASHKIR,
         ENGLISH,
@@ -121,6 +122,5 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         get_language,
         register_language,
     )
-    from .errors import TokenizerConversionError  # noqa: F401
     from .memory_plan import MemoryPlan, plan_memory  # noqa: F401
     from .tokenizer_loading import load_tokenizer  # noqa: F401

@@ -22,7 +22,7 @@ Example::
     >>> _ = la.train_tokenizer(["the cat sat on the mat"] * 20, vocab_size=300).save_pretrained(folder)
     >>> tok = la.load_tokenizer(folder + "/tokenizer.json")
     >>> len(tok), tok.tokenize("the cat")
-    (275, ['the', 'Ġcat'])
+    (269, ['the', 'Ġcat'])
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def load_tokenizer(
         >>> la.load_tokenizer(folder + "/ranks.bin")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: load_tokenizer: no file or folder .../ranks.bin ...
+        FileNotFoundError: load_tokenizer: no file or folder '...ranks.bin' (and it does not look like a hub id ...
     """
     if kind not in KINDS:
         raise ValueError(f"load_tokenizer: kind={kind!r} is not one of {KINDS}")
