@@ -36,11 +36,11 @@ def _data_file(package: str, *parts: str) -> Path:
 
 
 def _texts() -> list[str]:
-    """40 documents of the shared Bashkir test split when it is there, else the shipped Bashkir sample."""
+    """25 documents of the shared Bashkir test split when it is there, else the shipped Bashkir sample."""
     test = SHARED_DATA / "corpus-test.jsonl"
     if test.is_file():
         with open(test, encoding="utf-8") as fh:
-            return [json.loads(line)["text"] for line in itertools.islice(fh, 40)]
+            return [json.loads(line)["text"] for line in itertools.islice(fh, 25)]
     return la.sample_corpus("ba")
 
 
@@ -205,7 +205,7 @@ def test_diagnostics_same_on_both_span_paths(which, request, monkeypatch):
                   lambda self, *a, _f=Counter._spans_from_offsets: offsets_calls.append(1) or _f(self, *a))
         fast = _diag(tok, texts, batch_size=7).to_dict()
     n_batches = -(-len(texts) // 7)
-    assert offsets_calls == [] and n_batches == 8  # every batch went through the piece-bytes path
+    assert offsets_calls == [] and n_batches > 2  # every batch went through the piece-bytes path
     _offsets_only(monkeypatch)
     slow = _diag(tok, texts, batch_size=7).to_dict()
     assert fast == slow
@@ -240,8 +240,8 @@ def test_the_three_token_llama_tokenizer_is_refused(mistral_v1):
         la.diagnose_tokenizer(bad, TEXTS, progress=False)
     with pytest.raises(ValueError, match="has 3 vocabulary entries"):
         la.compare_tokenizers([mistral_v1[1], bad], TEXTS, progress=False)
-    with pytest.raises(ValueError, match=r"cut 40 texts holding \d+ words into no tokens at all .*la\.load_tokenizer"):
-        la.diagnose_tokenizer(bad, TEXTS[:40], progress=False, min_vocab_size=0)
+    with pytest.raises(ValueError, match=r"cut 10 texts holding \d+ words into no tokens at all .*la\.load_tokenizer"):
+        la.diagnose_tokenizer(bad, TEXTS[:10], progress=False, min_vocab_size=0)
     from lowres_adapt.tokenizer_loading import check_tokenizer
 
     with pytest.raises(TokenizerConversionError, match="3 vocabulary entries, fewer than 100"):

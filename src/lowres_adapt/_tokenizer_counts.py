@@ -185,11 +185,18 @@ class TokenizerFacts:
 
     @classmethod
     def load(cls, obj: Any, name: str | None, min_vocab_size: int = 0) -> TokenizerFacts:
-        """From a fast transformers tokenizer, a ``tokenizers.Tokenizer``, or a path / hub id; a vocabulary
+        """From a fast transformers tokenizer, a ``tokenizers.Tokenizer``, a folder / hub id
+        (``AutoTokenizer``) or a tokenizer file (``la.load_tokenizer``); a vocabulary
         of fewer than ``min_vocab_size`` entries raises ``ValueError`` (too small to be a real tokenizer)."""
         from tokenizers import Tokenizer
 
-        if isinstance(obj, (str, os.PathLike)):
+        if isinstance(obj, (str, os.PathLike)) and os.path.isfile(obj):
+            # a tokenizer file (tokenizer.json, SentencePiece .model, .tiktoken, tekken): converted and checked
+            from .tokenizer_loading import load_tokenizer
+
+            name = name or str(obj)
+            obj = load_tokenizer(obj)
+        elif isinstance(obj, (str, os.PathLike)):
             from transformers import AutoTokenizer
 
             name = name or str(obj)

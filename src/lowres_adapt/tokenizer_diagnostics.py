@@ -262,8 +262,9 @@ def diagnose_tokenizer(
 ) -> TokenizerReport:
     """Returns a :class:`TokenizerReport` of how ``tokenizer_or_path`` cuts ``texts`` of ``language``.
 
-    ``tokenizer_or_path``: a fast ``transformers`` tokenizer, a ``tokenizers.Tokenizer``, or a path / hub
-    id for ``AutoTokenizer.from_pretrained``. ``texts``: any iterable of strings (a generator streams; a
+    ``tokenizer_or_path``: a fast ``transformers`` tokenizer, a ``tokenizers.Tokenizer``, a folder / hub
+    id for ``AutoTokenizer.from_pretrained``, or a tokenizer file (``tokenizer.json``, SentencePiece
+    ``.model``, ``.tiktoken``, tekken ``.json``) for :func:`lowres_adapt.load_tokenizer`. ``texts``: any iterable of strings (a generator streams; a
     batch holds at most ``batch_size`` texts and about ``max_batch_chars`` characters). ``parallel``:
     ``[(target_sentence, reference_sentence), ...]`` gives ``parity`` (a float), or
     ``{"ru": pairs, "en": pairs}`` gives one parity per reference (a dict). ``progress``: a tqdm bar
