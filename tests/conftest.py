@@ -26,10 +26,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def mini_gpt2_ru() -> Path:
-    """../shared/models/mini-gpt2-ru, or skip."""
-    if not (MINI_GPT2_RU / "config.json").exists():
-        pytest.skip(f"shared model absent: {MINI_GPT2_RU}")
-    return MINI_GPT2_RU
+    """../shared/models/mini-gpt2-ru (float32), else the copy shipped in the package (float16 on disk)."""
+    if (MINI_GPT2_RU / "config.json").exists():
+        return MINI_GPT2_RU
+    import lowres_adapt as la
+
+    return la.sample_model_path("mini-gpt2-ru")
 
 
 @pytest.fixture(scope="session")

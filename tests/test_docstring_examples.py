@@ -14,6 +14,7 @@ MODULES = [
     "lowres_adapt",
     "lowres_adapt.languages",
     "lowres_adapt.data",
+    "lowres_adapt.samples",
     "lowres_adapt.toy",
     "lowres_adapt.recipes",
     "lowres_adapt.recipes.base",

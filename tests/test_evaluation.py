@@ -431,3 +431,22 @@ def test_context_of_composite_configs_is_the_text_models(model_type, tok):
     assert la.PerplexityEvaluator()._max_length(model, tok) == text_context
     with pytest.raises(ValueError, match=f"exceeds the model's context of {text_context}"):
         la.PerplexityEvaluator(max_length=text_context + 1)._max_length(model, tok)
+
+
+@pytest.mark.parametrize("model_type", ["mistral3", "llava"])
+def test_training_and_downstream_read_the_same_context_as_the_evaluator(model_type):
+    """One reading of the context for the three places that need it: the recipes' block-size check, the
+    multiple-choice evaluator's window and the perplexity evaluator's (was top-level attributes only)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig
+
+    from lowres_adapt import downstream
+    from lowres_adapt.recipes import _loading
+
+    config = AutoConfig.for_model(model_type)
+    text_context = config.get_text_config(decoder=True).max_position_embeddings
+    assert _loading.context_length(config) == downstream._model_context(SimpleNamespace(config=config)) == text_context
+    with pytest.raises(ValueError, match=f"model's context of {text_context} tokens"):
+        _loading.check_block_size(config, text_context + 1)
+    _loading.check_block_size(config, text_context)

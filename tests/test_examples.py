@@ -51,7 +51,7 @@ def bashkir_study():
 
 def test_overrides_and_paper_preset(bashkir_study, tmp_path):
     parse, make = bashkir_study.parse_args, bashkir_study.make_studies
-    (study,) = make(parse(["--recipes", "lora-r16,dora", "--seeds", "3", "--max-steps", "7",
+    (study,) = make(parse(["--preset", "smoke", "--recipes", "lora-r16,dora", "--seeds", "3", "--max-steps", "7",
                            "--output-dir", str(tmp_path / "o")]))
     assert study.plan() == ["tiny-gpt2__lora-r16__s3", "tiny-gpt2__dora-r8__s3", "tiny-llama__lora-r16__s3",
                             "tiny-llama__dora-r8__s3"]
@@ -69,13 +69,23 @@ def test_overrides_and_paper_preset(bashkir_study, tmp_path):
     assert bashkir_study.main(["--models", "m"]) == 1
     assert bashkir_study.main(["--recipes", "lorra", "--output-dir", str(tmp_path / "b")]) == 1
 
+    # the default preset: the shipped pretrained base, full / LoRA / QLoRA on all linear layers, 2 seeds, the
+    # shipped prompts and the Russian sample for retention; nothing is loaded or trained by building it
+    (demo,) = make(parse(["--output-dir", str(tmp_path / "d")]))
+    assert demo.models == ["sample:mini-gpt2-ru"]
+    assert demo.plan() == [f"mini-gpt2-ru__{r}__s{s}" for r in ("full", "lora-r8", "qlora-r8") for s in (0, 1)]
+    assert [getattr(r, "target_modules", None) for r in demo.recipes] == [None, "all-linear", "all-linear"]
+    assert demo.prompts == "sample:ba" and demo.reference_corpus == "sample:ru" and demo.num_prompts == 24
+    assert (demo.max_steps, demo.block_size, demo.batch_size, demo.learning_rate) == (60, 128, 8, 1e-3)
+    assert demo.generation["do_sample"] is True
+
 
 def test_demo_runs_end_to_end(bashkir_study, tmp_path, capsys):
     """The demo script itself, one recipe and seed, two steps: table, report files, the plain note; and
     the default grid: two tiny models x full/LoRA/QLoRA x seeds 0, 1, into runs/bashkir-demo by default."""
     out = tmp_path / "demo"
-    assert bashkir_study.main(["--recipes", "full", "--seeds", "0", "--max-steps", "2", "--output-dir", str(out),
-                               "--quiet"]) == 0
+    assert bashkir_study.main(["--preset", "smoke", "--recipes", "full", "--seeds", "0", "--max-steps", "2",
+                               "--output-dir", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "not the paper's numbers" in printed and f"Report: {out / 'results.md'}" in printed
     assert "| tiny-gpt2 | full |" in printed and "| tiny-llama | full |" in printed
@@ -91,7 +101,7 @@ def test_demo_runs_end_to_end(bashkir_study, tmp_path, capsys):
 
     # the default grid on the same folder's models (built once, reused)
     assert bashkir_study.parse_args([]).output_dir is None and bashkir_study.parse_args([]).preset == "demo"
-    (study,) = bashkir_study.make_studies(bashkir_study.parse_args(["--output-dir", str(out)]))
+    (study,) = bashkir_study.make_studies(bashkir_study.parse_args(["--preset", "smoke", "--output-dir", str(out)]))
     assert study.plan() == [f"tiny-{m}__{r}__s{s}" for m in ("gpt2", "llama") for r in ("full", "lora-r8", "qlora-r8")
                             for s in (0, 1)]
     assert study.reference_corpus == "sample:ru" and study.language is la.BASHKIR

@@ -324,3 +324,24 @@ def test_cli_plan_prints_writes_json_and_signals_does_not_fit(checkpoints, tmp_p
     assert code == EXIT_DOES_NOT_FIT
     assert main(["plan", str(checkpoints["llama"]), "--recipe", "full", "--r", "8"]) == 1
     assert main(["plan", str(checkpoints["llama"]), "--tflops", "100"]) == 1
+
+
+def test_cpu_step_measurement_keeps_native_profiler_output_off_the_terminal(capfd, caplog):
+    """The PyTorch profiler's C++ start/stop lines go to the debug log, not to the user's terminal (they
+    broke up the study's progress bar); the measured peak is unchanged by the redirection."""
+    import logging
+
+    import torch
+
+    from lowres_adapt._plan_measure import StepMemory
+
+    model, x = torch.nn.Linear(64, 64), torch.randn(32, 64)
+    with caplog.at_level(logging.DEBUG, logger="lowres_adapt._plan_measure"):
+        with StepMemory(model, device="cpu") as mem:
+            model(x).sum().backward()
+    err = capfd.readouterr().err
+    assert "profiler_start" not in err and "profiler_stop" not in err
+    assert "profiler_start" in caplog.text
+    # peak = parameters (64*64+64 floats) + at least the new gradients, at most those + output + its gradient
+    assert mem.baseline == (64 * 64 + 64) * 4
+    assert mem.baseline * 2 <= mem.peak <= mem.baseline * 2 + 2 * 32 * 64 * 4

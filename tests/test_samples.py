@@ -154,3 +154,83 @@ def test_profile_sample_documents_equal_loaded_corpus(code):
     profile = la.get_language(code)
     assert profile.sample_documents() == la.load_corpus(la.sample_corpus_path(code))
     assert profile.sample_documents() == la.sample_corpus(code)
+
+
+# ------------------------------------------------------------------ the shipped base model and prompts
+@pytest.fixture(scope="module")
+def shipped_base():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = la.sample_model_path()
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def test_shipped_base_matches_its_model_card(shipped_base):
+    """The card's facts, recomputed from the files: float32 in memory (float16 on disk), parameter count,
+    vocabulary, no BOS added, and 'ҫ' in no token (it falls back to bytes)."""
+    from safetensors import safe_open
+
+    model, tok = shipped_base
+    path = la.sample_model_path()
+    card = (path / "README.md").read_text(encoding="utf-8")
+    n_params = sum(p.numel() for p in model.parameters())
+    assert f"{n_params:,}" in card
+    assert {p.dtype for p in model.parameters()} == {__import__("torch").float32}
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {__import__("torch").float16}
+    assert len(tok) == model.config.vocab_size == 8192 and f"{len(tok):,}" in card
+    assert tok("Мин").input_ids[0] != tok.bos_token_id
+    pieces = [tok.convert_tokens_to_string([t]) for t in tok.get_vocab()]
+    assert not any("ҫ" in p for p in pieces)  # the card's example of byte fallback
+    assert any("ә" in p for p in pieces)
+    # the diagnostics warn about that byte fallback before any training (the demo prints it)
+    report = la.diagnose_tokenizer(tok, la.sample_corpus("ba"), language=la.BASHKIR)
+    assert report.letter_coverage["ҫ"]["whole_share"] == 0.0 and report.n_unk_tokens == 0
+    assert report.byte_fallback_rate < 0.05  # too few ҫ for the overall rate's warning ...
+    (warning,) = [w for w in report.warnings if w.startswith("letter_coverage")]
+    assert "ҫ 0.00 (in no token)" in warning and "byte fallback" in warning  # ... so this one names it
+
+
+def test_shipped_base_equals_the_float32_original(shipped_base):
+    """float16 storage changes bits per byte by less than 1e-3 relative (card: 2.92512 vs 2.92515)."""
+    from conftest import MINI_GPT2_RU
+
+    if not (MINI_GPT2_RU / "config.json").exists():
+        pytest.skip(f"shared model absent: {MINI_GPT2_RU}")
+    from transformers import AutoModelForCausalLM
+
+    original = AutoModelForCausalLM.from_pretrained(MINI_GPT2_RU)
+    model, tok = shipped_base
+    shipped_sd, original_sd = model.state_dict(), original.state_dict()
+    for name, w in original_sd.items():
+        assert (shipped_sd[name] - w).abs().max() <= w.abs().max() * 2 ** -10, name  # fp16 rounding only
+    ev = la.PerplexityEvaluator(bootstrap_samples=0, progress=False)
+    docs = la.sample_corpus("ba")[:10]
+    a = ev.evaluate(model, tok, docs).to_dict()["bits_per_byte"]
+    b = ev.evaluate(original, tok, docs).to_dict()["bits_per_byte"]
+    assert a == pytest.approx(b, rel=1e-3) and a != b
+
+
+def test_shipped_prompts_are_bashkir_and_original(shipped_base):
+    prompts = la.sample_prompts("ba")
+    assert len(prompts) == len(set(prompts)) == 24
+    text = "".join(prompts).lower()
+    assert set(la.BASHKIR.special_letters) - {"ҫ"} <= set(text)
+    assert all(2 <= len(p.split()) <= 6 for p in prompts)
+    # the identifier reads them as Bashkir (short prompts: at least 20 of 24)
+    labels = la.DriftDetector(target=la.BASHKIR, backend="ngram").predict(prompts)
+    assert labels.count("ba") >= 20, labels
+    from conftest import SHARED_DATA
+
+    shared = SHARED_DATA / "prompts-ba.txt"
+    if shared.is_file():  # written for the project: none is an opening of the shared test documents
+        assert not set(prompts) & {ln.strip() for ln in shared.read_text(encoding="utf-8").splitlines()}
+
+
+def test_unknown_samples_name_what_ships():
+    with pytest.raises(ValueError, match=r"no shipped model 'mini-gpt2'.*mini-gpt2-ru"):
+        la.sample_model_path("mini-gpt2")
+    with pytest.raises(ValueError, match=r"no shipped prompts for 'xx'.*\['ba'\]"):
+        la.sample_prompts("xx")
+    with pytest.raises(la.StudyConfigError, match="no shipped model"):
+        la.Study(models=["sample:mini-gpt"], recipes=["lora"], corpus="sample:ba")

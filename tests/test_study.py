@@ -394,3 +394,22 @@ def test_staged_recipes_get_readable_distinct_labels():
                 la.StagedRecipe(la.LoRA(r=8), [la.Stage("i", kind="instruction")])]
     plan = Study(models=["tiny:gpt2"], recipes=variants, seeds=[0], corpus=DOCS).plan()
     assert plan == ["tiny-gpt2__lora-r8-c__s0", "tiny-gpt2__lora-r8-c-i__s0", "tiny-gpt2__lora-r8-i__s0"]
+
+
+def test_tokenizer_warnings_reach_the_user_before_any_training(tmp_path, caplog):
+    """The diagnostics' warnings are logged (printed above the progress bar with progress=True) as soon as
+    they are computed, so a user can stop before hours of training; each names its model."""
+    import logging
+
+    seen_at_first_train = []
+
+    class Recording(FakeStudy):
+        def _train(self, spec, model_path, data, output_dir):
+            if not seen_at_first_train:
+                seen_at_first_train.append([r.getMessage() for r in caplog.records])
+            return super()._train(spec, model_path, data, output_dir)
+
+    with caplog.at_level(logging.WARNING, logger="lowres_adapt.study"):
+        Recording(models=["m-a"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS,
+                  output_dir=tmp_path / "study", valid=0.1, test=0.1).run()
+    assert "tokenizer of m-a: byte fallback 10% is above 5%" in seen_at_first_train[0]

@@ -36,8 +36,10 @@ _LAZY: dict[str, str] = {
     "load_splits": "data",
     "has_splits": "data",
     "split_fingerprint": "data",
-    "sample_corpus": "data",
-    "sample_corpus_path": "data",
+    "sample_corpus": "samples",
+    "sample_corpus_path": "samples",
+    "sample_prompts": "samples",
+    "sample_model_path": "samples",
     "pack_documents": "data",
     # tiny models and tokenizers built in-process (demo, tests)
     "train_tokenizer": "toy",
@@ -82,6 +84,7 @@ _LAZY: dict[str, str] = {
     "LowresAdaptError": "errors",
     "QuantizationUnavailableError": "errors",
     "TrainingDivergedError": "errors",
+    "StudyConfigError": "errors",
     "BackendUnavailableError": "errors",
     "TokenizerConversionError": "errors",
 }
@@ -107,8 +110,6 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         iter_corpus,
         load_corpus,
         pack_documents,
-        sample_corpus,
-        sample_corpus_path,
         split_documents,
         split_fingerprint,
     )
@@ -123,4 +124,5 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         register_language,
     )
     from .memory_plan import MemoryPlan, plan_memory  # noqa: F401
+    from .samples import sample_corpus, sample_corpus_path, sample_model_path, sample_prompts  # noqa: F401
     from .tokenizer_loading import load_tokenizer  # noqa: F401

@@ -17,7 +17,41 @@ steady one (optimizer states already exist) unless there is only one.
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import sys
+import tempfile
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class _NativeStderrToLog:
+    """Sends what C++ code writes to file descriptor 2 (the profiler's start/stop lines, the CPU allocator's
+    note about blocks allocated before profiling) to this module's debug log instead of the user's terminal,
+    for the one profiled step. Python's own ``sys.stderr`` writes are flushed first and are not touched."""
+
+    def __enter__(self) -> _NativeStderrToLog:
+        self._saved = None
+        try:
+            sys.stderr.flush()
+            self._file = tempfile.TemporaryFile(mode="w+b")
+            self._saved = os.dup(2)
+            os.dup2(self._file.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no real fd 2 (some notebooks, embedded interpreters)
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is None:
+            return
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", "replace").strip()
+        self._file.close()
+        if text:
+            log.debug("native output during the profiled step:\n%s", text)
 
 
 def model_tensor_bytes(model, optimizer=None) -> int:
@@ -62,6 +96,7 @@ class StepMemory:
         self.baseline = model_tensor_bytes(self.model, self.optimizer)
         from torch.profiler import ProfilerActivity, profile
 
+        self._quiet = _NativeStderrToLog().__enter__()
         self._prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
         self._prof.__enter__()
         return self
@@ -73,7 +108,10 @@ class StepMemory:
             torch.cuda.synchronize()
             self.peak = int(torch.cuda.max_memory_allocated())
             return
-        self._prof.__exit__(*exc)
+        try:
+            self._prof.__exit__(*exc)
+        finally:
+            self._quiet.__exit__(*exc)
         events = [e for e in self._prof.profiler.kineto_results.events()
                   if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
         events.sort(key=lambda e: e.start_ns())

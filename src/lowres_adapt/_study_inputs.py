@@ -108,6 +108,8 @@ def _slug(text: str) -> str:
 def _model_label(model: str) -> str:
     if _TINY_RE.match(model):
         return _slug(model.replace(":", "-"))
+    if model.startswith(_SAMPLE):  # "sample:mini-gpt2-ru": the model shipped with the package
+        return _slug(model[len(_SAMPLE):])
     return _slug(Path(model.rstrip("/\\")).name or model)
 
 
@@ -177,7 +179,7 @@ _SAMPLE = "sample:"  # "sample:ba": the shipped sample corpus of a language (off
 
 
 def _sample_docs(spec: str) -> list[str]:
-    from .data import sample_corpus
+    from .samples import sample_corpus
 
     try:
         return sample_corpus(spec[len(_SAMPLE):])
@@ -337,10 +339,18 @@ def _load_texts(spec: Any, what: str, text_field: str) -> list[str]:
 def _load_prompts(spec: Any, test_docs: list[str], num_prompts: int, prompt_words: int) -> list[str]:
     if spec is None:
         prompts = [" ".join(d.split()[:prompt_words]) for d in test_docs[:num_prompts]]
+    elif isinstance(spec, str) and spec.startswith(_SAMPLE):  # "sample:ba": the prompts shipped with the package
+        from .samples import sample_prompts
+
+        try:
+            prompts = sample_prompts(spec[len(_SAMPLE):])[:num_prompts]
+        except (ValueError, KeyError) as e:
+            raise StudyConfigError(f"prompts {spec!r}: {e}") from None
     elif isinstance(spec, (str, os.PathLike)):
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"prompts file {str(path)!r} does not exist (one prompt per line)")
+            raise FileNotFoundError(f"prompts file {str(path)!r} does not exist (one prompt per line, or "
+                                    "'sample:ba' for the shipped Bashkir prompts)")
         prompts = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         prompts = prompts[:num_prompts]
     else:

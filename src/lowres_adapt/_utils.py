@@ -26,6 +26,26 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+# Attributes that hold a model's context length, in the order transformers' configs use them.
+_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
+
+
+def config_context_length(config: Any) -> int | None:
+    """The context length a model config states, or None: the text model's first, as lm-eval's
+    ``resolve_max_length`` reads it (composite configs such as Gemma 3, Mistral 3, Qwen2-VL or LLaVA hold
+    it under ``text_config`` only, or hold another modality's length at the top level)."""
+    configs = [config]
+    get_text_config = getattr(config, "get_text_config", None)
+    if callable(get_text_config):
+        configs.insert(0, get_text_config(decoder=True))
+    for cfg in configs:
+        for attr in _CONTEXT_ATTRS:
+            value = getattr(cfg, attr, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return int(value)
+    return None
+
+
 def did_you_mean(value: str, known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when ``value`` is close to one of ``known``, else ''."""
     close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)

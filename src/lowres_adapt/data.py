@@ -20,7 +20,6 @@ import json
 import os
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 
 from ._utils import did_you_mean
@@ -375,46 +374,6 @@ def split_fingerprint(splits: dict[str, Sequence[str]]) -> str:
     return h.hexdigest()[:12]
 
 
-# --------------------------------------------------------------------------------------------- samples
-def sample_corpus_path(code: str = "ba") -> Path:
-    """Returns the path of the shipped sample corpus for language ``code`` (a ``.txt`` file).
-
-    Example::
-
-        >>> import lowres_adapt as la
-        >>> la.sample_corpus_path("ba").name
-        'ba.txt'
-    """
-    from .languages import LanguageProfile, get_language
-
-    if isinstance(code, LanguageProfile):
-        code = code.code
-    elif len(code) > 2:  # 'bak' or 'Bashkir'
-        code = get_language(code).code
-    folder = resources.files("lowres_adapt").joinpath("resources", "samples")
-    path = Path(str(folder.joinpath(f"{code}.txt")))
-    if not path.is_file():
-        known = sorted(p.stem for p in Path(str(folder)).glob("*.txt"))
-        raise ValueError(f"no shipped sample corpus for {code!r}{did_you_mean(code, known)}; shipped: {known}")
-    return path
-
-
-def sample_corpus(code: str = "ba") -> list[str]:
-    """Returns the documents of the shipped sample corpus for ``code`` ("ba", "ru" or "en").
-
-    The Bashkir sample is original text written for this project (several topics, every special letter);
-    it runs the offline demo and the tests.
-
-    Example::
-
-        >>> import lowres_adapt as la
-        >>> docs = la.sample_corpus("ba")
-        >>> any("ҙ" in d for d in docs)
-        True
-    """
-    return load_corpus(sample_corpus_path(code))
-
-
 # --------------------------------------------------------------------------------------------- packing
 def pack_documents(
     token_ids: Iterable[Sequence[int]], block_size: int, eos_id: int | None = None, *, drop_last: bool = True
@@ -453,3 +412,7 @@ def pack_documents(
         "packing_efficiency": kept / len(stream) if stream else 0.0,
     }
     return blocks, stats
+
+
+# The shipped samples live in .samples; these names stay importable from here.
+from .samples import sample_corpus, sample_corpus_path  # noqa: E402, F401

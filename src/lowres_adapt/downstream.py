@@ -41,10 +41,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MultipleChoiceItem", "MultipleChoiceResult", "MultipleChoiceTask", "evaluate_multiple_choice"]
+from ._utils import config_context_length
 
-# Attributes that hold a model's context length, in the order transformers' configs use them.
-_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
+__all__ = ["MultipleChoiceItem", "MultipleChoiceResult", "MultipleChoiceTask", "evaluate_multiple_choice"]
 
 
 @dataclass(frozen=True)
@@ -350,12 +349,7 @@ def _prefix_token_id(tokenizer) -> int:
 
 
 def _model_context(model) -> int | None:
-    config = getattr(model, "config", None)
-    for attr in _CONTEXT_ATTRS:
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+    return config_context_length(getattr(model, "config", None))
 
 
 def _bootstrap(series: dict[str, list[float]], samples: int, level: float, seed: int) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from typing import Any
 
+from ._utils import config_context_length
 from ._windows import eval_mode, score_documents
 
 LN2 = math.log(2.0)
@@ -39,9 +40,6 @@ LN2 = math.log(2.0)
 # Documents tokenized and windowed at a time: bounds memory on large corpora. Windows are sorted by
 # length within a chunk, and results do not depend on how batches are formed (batch-size invariance).
 _DOCS_PER_CHUNK = 2048
-
-# Attributes that hold a model's context length, in the order transformers' configs use them.
-_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
 
 
 @dataclass(frozen=True)
@@ -446,20 +444,8 @@ def _prefix_token_id(tokenizer: Any) -> int:
 
 
 def _model_context(model: Any) -> int | None:
-    """The context length in the model's config; the text model's first, as lm-eval's ``resolve_max_length``
-    reads it: composite configs (Gemma 3, Mistral 3, Qwen2-VL, LLaVA) hold it under ``text_config`` only,
-    or hold another modality's length at the top level."""
-    config = getattr(model, "config", None)
-    configs = [config]
-    get_text_config = getattr(config, "get_text_config", None)
-    if callable(get_text_config):
-        configs.insert(0, get_text_config(decoder=True))
-    for cfg in configs:
-        for attr in _CONTEXT_ATTRS:
-            value = getattr(cfg, attr, None)
-            if _is_int(value) and value > 0:
-                return int(value)
-    return None
+    """The context length in the model's config (the text model's, as lm-eval reads it)."""
+    return config_context_length(getattr(model, "config", None))
 
 
 def _name_of(obj: Any) -> str | None:

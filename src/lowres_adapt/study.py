@@ -52,6 +52,7 @@ from ._study_folder import check_folder, now, run_in_folder
 from ._study_inputs import (
     _DRIFT_BACKENDS,
     _RECIPE_EXAMPLES,
+    _SAMPLE,
     _TINY_RE,
     StudyData,
     _check_options,
@@ -68,6 +69,7 @@ from ._study_inputs import (
 from ._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions
 from .errors import StudyConfigError
 from .languages import BASHKIR, LanguageProfile, get_language
+from .samples import sample_model_path
 
 __all__ = ["Study", "StudyResults", "corpus_splits", "resolve_recipe"]
 
@@ -148,6 +150,12 @@ class Study:
             raise StudyConfigError("models is empty; give at least one model path, hub id or 'tiny:gpt2'")
         if len(set(self.models)) != len(self.models):
             raise StudyConfigError(f"models lists a model twice: {self.models}")
+        for model in self.models:  # "sample:<name>" must name a shipped model; say so now, not after hours
+            if model.startswith(_SAMPLE):
+                try:
+                    sample_model_path(model[len(_SAMPLE):])
+                except ValueError as e:
+                    raise StudyConfigError(f"models: {e}") from None
         if isinstance(recipes, (str, Mapping)) or not isinstance(recipes, Sequence):
             recipes = [recipes]
         if not recipes:
@@ -364,6 +372,12 @@ class Study:
                 label = self._model_labels[model]
                 bar.set_postfix_str(f"{label}: tokenizer diagnostics")
                 diagnostics[label] = self._diagnostics_step(model, ctx)
+                # the diagnostics warn before any training starts (also in diagnostics/<model>.json and the report)
+                for warning in (diagnostics[label].get("report") or {}).get("warnings", []):
+                    if self.progress:
+                        bar.write(f"warning: tokenizer of {label}: {warning}")
+                    else:
+                        log.warning("tokenizer of %s: %s", label, warning)
                 bar.update()
                 if self.evaluate_base:
                     bar.set_postfix_str(f"{label}: base model")
@@ -390,6 +404,9 @@ class Study:
         paths = {}
         for model in self.models:
             m = _TINY_RE.match(model)
+            if model.startswith(_SAMPLE):
+                paths[model] = str(sample_model_path(model[len(_SAMPLE):]))
+                continue
             if not m:
                 paths[model] = model
                 continue

@@ -454,11 +454,14 @@ def _warnings(rep: TokenizerReport, limits: DiagnosticThresholds, lang: Language
         if bad:
             detail = ", ".join(f"{c} {v['whole_share']:.2f}" + ("" if v["in_vocab"] else " (in no token)")
                                for c, v in bad.items())
+            # with no unknown tokens, a letter that is not whole is spelled by its UTF-8 bytes: byte fallback
+            how = ("they fall back to bytes (byte fallback: each is spelled by byte pieces of its UTF-8 encoding, "
+                   "even where the overall byte-fallback rate is low)" if rep.n_unk_tokens == 0
+                   else "they are split into byte pieces or unknown tokens")
             out.append(
                 f"letter_coverage: special letters of {lang.name} stay inside one token holding the whole "
-                f"character in less than {low:.0%} of their occurrences (whole_share: {detail}); they are split "
-                f"into byte pieces or unknown tokens, so the model sees no unit for these {lang.name} sounds; "
-                f"{risk}.")
+                f"character in less than {low:.0%} of their occurrences (whole_share: {detail}); {how}, so the "
+                f"model sees no unit for these {lang.name} sounds; {risk}.")
     if limits.max_parity is not None and rep.parity is not None:
         parities = rep.parity if isinstance(rep.parity, dict) else {"the reference language": rep.parity}
         for ref, p in parities.items():

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._utils import config_context_length
 from ..errors import QuantizationUnavailableError
 
 logger = logging.getLogger(__name__)
 
-# Attributes that hold a model's context length, in the order transformers' configs use them.
-_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
 # Hub ids look like "name" or "org/name"; anything else that does not exist locally is a bad path.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _DTYPES = ("float32", "bfloat16", "float16")
@@ -116,12 +115,9 @@ def is_peft(model) -> bool:
 
 
 def context_length(config) -> int | None:
-    """The model's context length from its config, or None when the config does not say."""
-    for attr in _CONTEXT_ATTRS:
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+    """The model's context length from its config (the text model's for composite configs), or None when
+    the config does not say."""
+    return config_context_length(config)
 
 
 def check_block_size(config, block_size: int) -> None:
