@@ -22,6 +22,7 @@ MODULES = [
     "lowres_adapt.recipes.full",
     "lowres_adapt.recipes.lora",
     "lowres_adapt.tokenizer_diagnostics",
+    "lowres_adapt.tokenizer_loading",
     "lowres_adapt.evaluation",
     "lowres_adapt.drift",
     "lowres_adapt._drift_results",  # DriftAnalysis.explain, flagged_examples

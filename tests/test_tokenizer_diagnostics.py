@@ -21,6 +21,7 @@ from lowres_adapt.tokenizer_diagnostics import DiagnosticThresholds, TokenizerRe
 EN_TRAIN = ["the cat sat on the mat", "cat sat on a mat", "a cat and a dog", "the dog sat"] * 25
 BA_TRAIN = ["һәм ҡар яуа", "Һәм ҡыш етте", "йыр һәм бейеү"] * 20
 MIXED = "Һә cats  dog\nмир, ә!"  # 20 characters, 26 UTF-8 bytes, 5 words
+TINY = {"min_vocab_size": 0}  # for the 32-entry WordPiece
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,8 @@ def spbpe():
 
 @pytest.fixture(scope="module")
 def wordpiece():
-    """WordPiece: an unseen character makes the whole word [UNK]."""
+    """WordPiece: an unseen character makes the whole word [UNK]. It has 32 entries, below the 100 the
+    diagnostics take for a real tokenizer, so calls with it pass min_vocab_size=0 (TINY)."""
     return la.train_tokenizer(EN_TRAIN, vocab_size=200, kind="wordpiece")
 
 
@@ -115,7 +117,7 @@ def test_sentencepiece_byte_fallback_hand_counted(spbpe):
 def test_wordpiece_unk_hand_counted(wordpiece):
     assert tokens(wordpiece, MIXED) == (["[UNK]", "[UNK]", "dog", "[UNK]", "[UNK]"],
                                         [(0, 2), (3, 7), (9, 12), (13, 17), (18, 20)])
-    r = diag(wordpiece, [MIXED, "cat sat"])
+    r = diag(wordpiece, [MIXED, "cat sat"], **TINY)
     assert (r.n_words, r.n_tokens, r.n_unk_tokens) == (7, 7, 4)
     assert r.fertility == 1.0 and r.continued_word_rate == 0.0
     assert r.unk_rate == pytest.approx(4 / 7) and r.byte_fallback_rate == 0.0
@@ -368,7 +370,7 @@ def test_piece_spans_give_way_to_offsets_mid_stream(lossy, llama_sp):
 
 def test_wordpiece_matches_brute_force(wordpiece):
     bf = brute_force(wordpiece, CORPUS, la.BASHKIR.special_letters, byte_level=False)
-    r = diag(wordpiece, CORPUS, batch_size=2)
+    r = diag(wordpiece, CORPUS, batch_size=2, **TINY)
     assert (r.n_words, r.n_tokens, r.n_unk_tokens) == (bf["words"], bf["tokens"], bf["unk"])
     assert r.fertility == pytest.approx(bf["word_tokens"] / bf["words"])
     assert r.n_roundtrip_failures == bf["fail"] > 0
@@ -411,7 +413,7 @@ def test_warnings_name_metric_value_threshold(bbpe):
 
 
 def test_unk_warning_and_clean_tokenizer(wordpiece, ba_bpe):
-    r = diag(wordpiece, [MIXED])
+    r = diag(wordpiece, [MIXED], **TINY)
     assert any(w.startswith("unk_rate is 80.00% of tokens, above the threshold of 0.10%") for w in r.warnings)
     clean = diag(ba_bpe, BA_TRAIN[:3])
     assert clean.roundtrip_ok and clean.byte_fallback_rate == 0.0 and clean.warnings == []
@@ -509,10 +511,10 @@ def test_thresholds_round_trip():
 def test_compare_tokenizers(bbpe, spbpe, wordpiece, ba_bpe):
     toks = [bbpe, spbpe, wordpiece, ba_bpe]
     table = la.compare_tokenizers(toks, iter(CORPUS), names=["bbpe", "sp", "wp", "ba"],
-                                  parallel=[("cat һә", "cat sat")], progress=False)
+                                  parallel=[("cat һә", "cat sat")], progress=False, **TINY)
     assert [row["tokenizer"] for row in table] == ["bbpe", "sp", "wp", "ba"]
     for row, tok, rep in zip(table, toks, table.reports, strict=True):
-        alone = diag(tok, CORPUS, parallel=[("cat һә", "cat sat")])
+        alone = diag(tok, CORPUS, parallel=[("cat һә", "cat sat")], **TINY)
         assert rep.to_dict() | {"tokenizer_name": "x"} == alone.to_dict() | {"tokenizer_name": "x"}
         assert row["fertility"] == alone.fertility and row["parity"] == alone.parity
         assert row["n_warnings"] == len(alone.warnings)

@@ -64,6 +64,7 @@ _LAZY: dict[str, str] = {
     "TokenizerReport": "tokenizer_diagnostics",
     "TokenizerComparison": "tokenizer_diagnostics",
     "DiagnosticThresholds": "tokenizer_diagnostics",
+    "load_tokenizer": "tokenizer_loading",
     # evaluation
     "PerplexityEvaluator": "evaluation",
     "PerplexityResult": "evaluation",
@@ -87,6 +88,7 @@ _LAZY: dict[str, str] = {
     "TrainingDivergedError": "errors",
     "StudyConfigError": "errors",
     "BackendUnavailableError": "errors",
+    "TokenizerConversionError": "errors",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         split_documents,
         split_fingerprint,
     )
+    from .errors import TokenizerConversionError  # noqa: F401
     from .languages import (  # noqa: F401
         BASHKIR,
         ENGLISH,
@@ -126,3 +129,4 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
     )
     from .memory_plan import MemoryPlan, plan_memory  # noqa: F401
     from .samples import sample_corpus, sample_corpus_path, sample_model_path, sample_prompts  # noqa: F401
+    from .tokenizer_loading import load_tokenizer  # noqa: F401

@@ -128,6 +128,7 @@ class TokenizerFacts:
         self.byte_piece = np.fromiter(
             (bool(_BYTE_TOKEN.fullmatch(p)) or ("\ufffd" in d and "\ufffd" not in p)
              for p, d in zip(pieces, decoded, strict=True)), dtype=bool, count=size)
+        self.pieces = pieces
         self.text = [unicodedata.normalize("NFC", d) for d in decoded]  # what each token id decodes to
         spec = json.loads(backend.to_str())  # the pipeline, parsed once for the model and decoder facts
         decoder = spec.get("decoder") or {}
@@ -183,11 +184,19 @@ class TokenizerFacts:
         return None
 
     @classmethod
-    def load(cls, obj: Any, name: str | None) -> TokenizerFacts:
-        """From a fast transformers tokenizer, a ``tokenizers.Tokenizer``, or a path / hub id."""
+    def load(cls, obj: Any, name: str | None, min_vocab_size: int = 0) -> TokenizerFacts:
+        """From a fast transformers tokenizer, a ``tokenizers.Tokenizer``, a folder / hub id
+        (``AutoTokenizer``) or a tokenizer file (``la.load_tokenizer``); a vocabulary
+        of fewer than ``min_vocab_size`` entries raises ``ValueError`` (too small to be a real tokenizer)."""
         from tokenizers import Tokenizer
 
-        if isinstance(obj, (str, os.PathLike)):
+        if isinstance(obj, (str, os.PathLike)) and os.path.isfile(obj):
+            # a tokenizer file (tokenizer.json, SentencePiece .model, .tiktoken, tekken): converted and checked
+            from .tokenizer_loading import load_tokenizer
+
+            name = name or str(obj)
+            obj = load_tokenizer(obj)
+        elif isinstance(obj, (str, os.PathLike)):
             from transformers import AutoTokenizer
 
             name = name or str(obj)
@@ -202,6 +211,14 @@ class TokenizerFacts:
                 f"diagnose_tokenizer needs a fast (Rust) tokenizer for character offsets, got "
                 f"{type(obj).__name__}; load it with AutoTokenizer.from_pretrained(path, use_fast=True), "
                 "or pass a tokenizers.Tokenizer")
+        size = backend.get_vocab_size(with_added_tokens=True)
+        if size < min_vocab_size:
+            raise ValueError(
+                f"tokenizer {name or type(obj).__name__!r} has {size} vocabulary entries, fewer than "
+                f"min_vocab_size={min_vocab_size}: too small to be a real tokenizer, so its numbers would mean "
+                "nothing (on transformers 5, LlamaTokenizer(Fast)(vocab_file='tokenizer.model') silently gives 3). "
+                "Load a published tokenizer file with la.load_tokenizer(path); for a deliberately tiny tokenizer "
+                "pass min_vocab_size=0")
         if backend.truncation is not None or backend.padding is not None:
             # Work on a copy without truncation/padding: diagnostics must see every token, and the
             # caller's tokenizer must stay as it was.
@@ -267,7 +284,7 @@ class Counter:
         id_lists, ids, s, e, lost = spans  # token ids, their character spans in `joined`, lost round trips
         total = ids.size
         n = cp.size
-        self._round_trip(batch, id_lists, start, lost)
+        self._round_trip(batch, id_lists, start, lost, ids)
 
         self.n_texts += len(batch)
         self.n_tokens += total
@@ -285,6 +302,13 @@ class Counter:
         started = np.cumsum(word_start)
         n_words = int(started[-1]) if n else 0
         self.n_words += n_words
+        if self.n_tokens == 0 and self.n_words:
+            first = next(i for i, t in enumerate(batch) if t.split())
+            raise ValueError(
+                f"tokenizer {self.tok.name!r} cut {self.n_texts} texts holding {self.n_words} words into no tokens "
+                f"at all (text {start + first}: {batch[first][:40]!r}): it is not a working tokenizer (on transformers "
+                "5, LlamaTokenizer(Fast)(vocab_file='tokenizer.model') silently gives one with 3 entries that "
+                "encodes nothing). Load the tokenizer file with la.load_tokenizer(path)")
         span = e > s  # tokens with an empty span (special tokens) cover no character
         sv, ev, iv = s[span], e[span], ids[span]
         if n_words and sv.size:
@@ -319,19 +343,41 @@ class Counter:
                 whole = (ev[k] > at) & self.contains[iv[k], which1]
                 self.form_whole += np.bincount(which1[whole], minlength=len(self.forms))
 
-    def _round_trip(self, batch: list[str], id_lists: list[list[int]], start: int, lost: np.ndarray | None) -> None:
+    def _round_trip(self, batch: list[str], id_lists: list[list[int]], start: int, lost: np.ndarray | None,
+                    ids: np.ndarray) -> None:
         """Counts the texts whose decoding differs from them. ``lost``: which texts those are, when already
-        known from the piece bytes (then only they are decoded, for the examples); None: decode all."""
+        known from the piece bytes (then only they are decoded, for the examples); None: decode all.
+
+        A text that encodes to special tokens is also decoded with ``skip_special_tokens=True`` (as
+        generation output is) and must then give the text less the special tokens it spells literally
+        (an ``<|endoftext|>`` written in it): a token registered as special that stands for ordinary
+        text (a byte piece, a letter) is dropped by that decoding, and the text loses letters."""
         backend = self.tok.backend
         if lost is None:
             decoded = backend.decode_batch(id_lists, skip_special_tokens=False)
             failed = [i for i, (text, back) in enumerate(zip(batch, decoded, strict=True)) if text != back]
         else:
             failed = np.flatnonzero(lost).tolist()
+        examples: dict[int, tuple[str, bool]] = {}  # text -> (decoded, special tokens skipped)
+        if self.tok.special[ids].any():
+            for i, id_list in enumerate(id_lists):
+                special = [t for t in id_list if self.tok.special[t]]
+                if not special or i in failed:
+                    continue
+                want = batch[i]
+                for t in dict.fromkeys(special):
+                    want = want.replace(self.tok.pieces[t], "")
+                back = backend.decode(id_list, skip_special_tokens=True)
+                if back != want:
+                    failed.append(i)
+                    examples[i] = (back, True)
+            failed.sort()
         self.failures += len(failed)
         for i in failed[:max(self.max_examples - len(self.mismatches), 0)]:
-            back = decoded[i] if lost is None else backend.decode(id_lists[i], skip_special_tokens=False)
-            self.mismatches.append(_mismatch(start + i, batch[i], back))
+            if i not in examples:
+                back = decoded[i] if lost is None else backend.decode(id_lists[i], skip_special_tokens=False)
+                examples[i] = (back, False)
+            self.mismatches.append(_mismatch(start + i, batch[i], *examples[i]))
 
     def _spans_from_offsets(self, batch: list[str], text_lens: np.ndarray
                             ) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray, None]:
@@ -414,10 +460,15 @@ def _flat_ids(enc: list[Any]) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
     return id_lists, lens, ids
 
 
-def _mismatch(index: int, text: str, back: str, context: int = 20) -> dict[str, Any]:
+def _mismatch(index: int, text: str, back: str, skipped: bool = False, context: int = 20) -> dict[str, Any]:
+    """Where ``back`` first differs from ``text``, with ``context`` characters each side; ``skipped``: the
+    decoding skipped special tokens (the key is present only then)."""
     pos = next((i for i, (a, b) in enumerate(zip(text, back, strict=False)) if a != b), min(len(text), len(back)))
     lo = max(pos - context, 0)
-    return {"index": index, "position": pos, "original": text[lo:pos + context], "decoded": back[lo:pos + context]}
+    out = {"index": index, "position": pos, "original": text[lo:pos + context], "decoded": back[lo:pos + context]}
+    if skipped:
+        out["skip_special_tokens"] = True
+    return out
 
 
 def parity(toks: list[TokenizerFacts], parallel: Any, normalization: str | None, batch_size: int

@@ -24,3 +24,8 @@ class StudyConfigError(LowresAdaptError, ValueError):
 
 class BackendUnavailableError(LowresAdaptError, ImportError):
     """An optional backend was asked for but its package is not installed; the message names the extra."""
+
+
+class TokenizerConversionError(LowresAdaptError, ValueError):
+    """A tokenizer loaded or converted from a published file does not match its source (vocabulary size,
+    or the pieces of a probe text), or is too small to be real; the message names both sides and the fix."""

@@ -26,7 +26,9 @@ Definitions (all pooled over the corpus: sums first, one division at the end):
   gives the same three numbers per written form (``"ә"``, ``"Ә"``), where ``in_vocab`` is case-sensitive:
   many tokenizers have the lower-case letter and fall back to bytes for the capital.
 - **roundtrip_ok**: ``decode(encode(text)) == text`` for every text (decoding with the tokenizer's own
-  decoder, special tokens kept); the first mismatches are kept with their position.
+  decoder, special tokens kept), and, for a text that encodes to special tokens, also with
+  ``skip_special_tokens=True`` (less the special tokens the text spells literally), so a byte piece or
+  letter registered as a special token is a failure; the first mismatches are kept with their position.
 - **parity** = Σ tokens of target sentences / Σ tokens of reference sentences over parallel pairs
   (Petrov et al. 2023, "Language model tokenizers introduce unfairness between languages").
 
@@ -57,6 +59,7 @@ from typing import Any
 
 from ._tokenizer_counts import Counter, TokenizerFacts, iter_batches, parity
 from .languages import BASHKIR, LanguageProfile, get_language
+from .tokenizer_loading import MIN_VOCAB_SIZE
 
 _NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", None)
 
@@ -209,8 +212,9 @@ class TokenizerComparison(list):
 
         >>> import lowres_adapt as la
         >>> a = la.train_tokenizer(["a cat sat"] * 20, vocab_size=260)
-        >>> b = la.train_tokenizer(["a cat sat"] * 20, vocab_size=260, kind="wordpiece")
-        >>> table = la.compare_tokenizers([a, b], ["a cat"], language="en", names=["bpe", "wp"], progress=False)
+        >>> b = la.train_tokenizer(["a cat sat"] * 20, vocab_size=260, kind="wordpiece")  # 11 entries
+        >>> table = la.compare_tokenizers([a, b], ["a cat"], language="en", names=["bpe", "wp"], progress=False,
+        ...                               min_vocab_size=0)
         >>> [row["tokenizer"] for row in table]
         ['bpe', 'wp']
     """
@@ -254,15 +258,22 @@ def diagnose_tokenizer(
     max_batch_chars: int = 1_000_000,
     max_examples: int = 5,
     progress: bool | None = None,
+    min_vocab_size: int = MIN_VOCAB_SIZE,
 ) -> TokenizerReport:
     """Returns a :class:`TokenizerReport` of how ``tokenizer_or_path`` cuts ``texts`` of ``language``.
 
-    ``tokenizer_or_path``: a fast ``transformers`` tokenizer, a ``tokenizers.Tokenizer``, or a path / hub
-    id for ``AutoTokenizer.from_pretrained``. ``texts``: any iterable of strings (a generator streams; a
+    ``tokenizer_or_path``: a fast ``transformers`` tokenizer, a ``tokenizers.Tokenizer``, a folder / hub
+    id for ``AutoTokenizer.from_pretrained``, or a tokenizer file (``tokenizer.json``, SentencePiece
+    ``.model``, ``.tiktoken``, tekken ``.json``) for :func:`lowres_adapt.load_tokenizer`. ``texts``: any iterable of strings (a generator streams; a
     batch holds at most ``batch_size`` texts and about ``max_batch_chars`` characters). ``parallel``:
     ``[(target_sentence, reference_sentence), ...]`` gives ``parity`` (a float), or
     ``{"ru": pairs, "en": pairs}`` gives one parity per reference (a dict). ``progress``: a tqdm bar
     (``None``: only on a terminal). The metric definitions are in the module docstring.
+
+    A tokenizer that cannot be real is refused with a ``ValueError`` naming the problem and the fix: a
+    vocabulary of fewer than ``min_vocab_size`` entries (0 turns the check off, for deliberately tiny
+    tokenizers), or no tokens at all for texts that hold words (both are what a published tokenizer file
+    loaded the wrong way gives; :func:`lowres_adapt.load_tokenizer` loads it right).
 
     Example::
 
@@ -276,8 +287,8 @@ def diagnose_tokenizer(
     """
     lang = get_language(language)
     limits = _thresholds(thresholds)
-    _check_options(normalization, batch_size, max_batch_chars, max_examples)
-    tok = TokenizerFacts.load(tokenizer_or_path, name)
+    _check_options(normalization, batch_size, max_batch_chars, max_examples, min_vocab_size)
+    tok = TokenizerFacts.load(tokenizer_or_path, name, min_vocab_size)
     counter = Counter(tok, lang, max_examples)
     for start, batch in iter_batches(texts, normalization, batch_size, max_batch_chars, progress):
         counter.update(batch, start)
@@ -297,6 +308,7 @@ def compare_tokenizers(
     batch_size: int = 512,
     max_batch_chars: int = 1_000_000,
     progress: bool | None = None,
+    min_vocab_size: int = MIN_VOCAB_SIZE,
 ) -> TokenizerComparison:
     """Returns a :class:`TokenizerComparison` (list of dicts, one row per tokenizer, ``.to_markdown()``).
 
@@ -304,6 +316,7 @@ def compare_tokenizers(
     ``names`` or each tokenizer's ``name_or_path``. Each row holds the headline metrics, the smallest
     special-letter ``whole_share``, the letters below the threshold, ``parity`` when ``parallel`` is given,
     and the number of warnings; ``table.reports[i]`` is tokenizer i's full :class:`TokenizerReport`.
+    Tokenizers that cannot be real are refused as in :func:`diagnose_tokenizer` (``min_vocab_size``).
 
     Example::
 
@@ -324,8 +337,9 @@ def compare_tokenizers(
         raise ValueError(f"names must give one name per tokenizer ({len(tokenizers)}), got {names!r}")
     lang = get_language(language)
     limits = _thresholds(thresholds)
-    _check_options(normalization, batch_size, max_batch_chars, 5)
-    toks = [TokenizerFacts.load(t, None if names is None else names[i]) for i, t in enumerate(tokenizers)]
+    _check_options(normalization, batch_size, max_batch_chars, 5, min_vocab_size)
+    toks = [TokenizerFacts.load(t, None if names is None else names[i], min_vocab_size)
+            for i, t in enumerate(tokenizers)]
     counters = [Counter(t, lang, 5) for t in toks]
     for start, batch in iter_batches(texts, normalization, batch_size, max_batch_chars, progress):
         for counter in counters:
@@ -368,7 +382,8 @@ def _thresholds(value: Any) -> DiagnosticThresholds:
     raise ValueError(f"thresholds must be a DiagnosticThresholds, a dict or None, got {type(value).__name__}")
 
 
-def _check_options(normalization: Any, batch_size: Any, max_batch_chars: Any, max_examples: Any) -> None:
+def _check_options(normalization: Any, batch_size: Any, max_batch_chars: Any, max_examples: Any,
+                   min_vocab_size: Any = 0) -> None:
     if normalization not in _NORMALIZATIONS:
         raise ValueError(f"normalization={normalization!r} is not one of {_NORMALIZATIONS}")
     for label, value in (("batch_size", batch_size), ("max_batch_chars", max_batch_chars)):
@@ -376,6 +391,8 @@ def _check_options(normalization: Any, batch_size: Any, max_batch_chars: Any, ma
             raise ValueError(f"{label} must be a positive int, got {value!r}")
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 0:
         raise ValueError(f"max_examples must be an int >= 0, got {max_examples!r}")
+    if isinstance(min_vocab_size, bool) or not isinstance(min_vocab_size, int) or min_vocab_size < 0:
+        raise ValueError(f"min_vocab_size must be an int >= 0, got {min_vocab_size!r}")
 
 
 def _report(c: Counter, lang: LanguageProfile, limits: DiagnosticThresholds, normalization: str | None,
@@ -421,11 +438,16 @@ def _warnings(rep: TokenizerReport, limits: DiagnosticThresholds, lang: Language
         m = rep.roundtrip_mismatches[0] if rep.roundtrip_mismatches else None
         example = (f" (e.g. text {m['index']} at character {m['position']}: {m['original']!r} decodes as "
                    f"{m['decoded']!r})" if m else "")
+        skipped = [m for m in rep.roundtrip_mismatches if m.get("skip_special_tokens")]
+        special = (f"; {len(skipped)} of the examples decode without letters once special tokens are skipped "
+                   "(decode(ids, skip_special_tokens=True), as generated text is decoded): tokens that stand for "
+                   "ordinary text (byte pieces, letters) are registered as special tokens, so fix the "
+                   "tokenizer's added_tokens (special: false)" if skipped else "")
         out.append(
             f"roundtrip failed: decode(encode(text)) != text for {rep.n_roundtrip_failures} of {rep.n_texts} texts, "
-            f"above the threshold of {limits.max_roundtrip_failures} failures{example}; the tokenizer loses "
-            "information (lower-casing, stripped accents, a lossy normalizer or unknown tokens), so a model "
-            f"trained with it can never write the original text; {risk}.")
+            f"above the threshold of {limits.max_roundtrip_failures} failures{example}{special}; the tokenizer "
+            "loses information (lower-casing, stripped accents, a lossy normalizer, unknown tokens or special "
+            f"tokens standing for text), so a model trained with it can never write the original text; {risk}.")
     low = limits.min_letter_whole_share
     if low is not None:
         bad = {c: v for c, v in rep.letter_coverage.items() if v["count"] and v["whole_share"] < low}

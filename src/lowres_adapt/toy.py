@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -87,6 +88,13 @@ def train_tokenizer(
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}; use 'byte_bpe', 'bpe_byte_fallback' or 'wordpiece'")
     tok.train_from_iterator(texts, trainer=trainer)
+    if kind == "bpe_byte_fallback":
+        # The trainer puts the byte tokens in the vocabulary as special tokens, so decoding with
+        # skip_special_tokens=True (generated text) would drop every byte-fallback letter. Make them plain
+        # vocabulary, as in Llama's and Mistral's tokenizer.json.
+        spec = json.loads(tok.to_str())
+        spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] not in set(byte_tokens)]
+        tok = Tokenizer.from_str(json.dumps(spec))
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=eos, eos_token=eos, pad_token=eos,
         model_max_length=model_max_length, clean_up_tokenization_spaces=False, **special,
