@@ -1,23 +1,24 @@
-"""Another agglutinative language in user code: Tatar, with no change inside the library.
+"""Another agglutinative language in user code: Kyrgyz, with no change inside the library.
 
-Defines a ``LanguageProfile`` for Tatar, then runs the four steps of the Bashkir study on a Tatar corpus:
+Defines a ``LanguageProfile`` for Kyrgyz, then runs the four steps of the Bashkir study on a Kyrgyz corpus:
 tokenizer diagnostics (special-letter coverage, fertility), one adaptation recipe (LoRA), evaluation
 (bits per byte and word perplexity with intervals, before and after) and language drift of generations.
 
 Commands (from the repository root)::
 
-    # offline: a tiny model and a small Tatar demo corpus written into this script
+    # offline: a tiny model and a small Kyrgyz demo corpus written into this script
     python examples/extend_to_new_language.py
 
     # your own corpus and base model (a .txt/.jsonl file or folder, an 'hf:' spec; a path or hub id)
-    python examples/extend_to_new_language.py --corpus tatar.jsonl --model ../shared/models/mini-gpt2-ru \\
-        --max-steps 100 --output-dir runs/tatar
+    python examples/extend_to_new_language.py --corpus kyrgyz.jsonl --model ../shared/models/mini-gpt2-ru \\
+        --max-steps 100 --output-dir runs/kyrgyz
 
     # the same as a full study (models x recipes x seeds, reports and plots): pass the profile to Study
-    #   la.Study(models=[...], recipes=["full", "lora"], corpus="tatar.jsonl", language=TATAR, ...)
+    #   la.Study(models=[...], recipes=["full", "lora"], corpus="kyrgyz.jsonl", language=KYRGYZ, ...)
 
-The demo corpus is a few paragraphs of simple Tatar written for this example: enough to exercise every
-step, far too little to adapt a real model.
+The demo corpus is a few paragraphs of simple Kyrgyz written for this example: enough to exercise every
+step, far too little to adapt a real model. (Kyrgyz is not built in; Tatar and Kazakh are, as Bashkir's
+close relatives for the drift detector, and ``la.get_language("tt")`` shows how such a profile looks.)
 """
 
 from __future__ import annotations
@@ -33,47 +34,47 @@ import lowres_adapt as la
 # The only thing a new language needs: its profile. special_letters are the letters the language has
 # beyond its script's reference language (here Russian Cyrillic); diagnostics check that the tokenizer
 # keeps them whole, and the drift detector uses them as evidence for the language.
-TATAR = la.LanguageProfile(
-    code="tt",
-    name="Tatar",
+KYRGYZ = la.LanguageProfile(
+    code="ky",
+    name="Kyrgyz",
     script="Cyrillic",
-    special_letters="әөүҗңһ",
+    special_letters="ңөү",
     reference_languages=("ru", "en"),  # languages a base model probably knows
-    confusable_languages=("ba", "kk"),  # close relatives the language-ID may confuse it with
-    iso639_3="tat",
+    confusable_languages=("kk",),  # a close relative the language-ID may confuse it with
+    iso639_3="kir",
 )
 
 DEMO_CORPUS = """\
-Казан — Татарстан Республикасының башкаласы. Шәһәр Идел елгасы буенда урнашкан. Анда күп музейлар, театрлар һәм университетлар бар. Кремль шәһәрнең иң матур урыны санала.
+Бишкек — Кыргыз Республикасынын борбору. Шаар Чүй өрөөнүндө жайгашкан. Анда көп музейлер, театрлар жана университеттер бар. Ала-Тоо аянты шаардын эң белгилүү жери.
 
-Безнең авылда мәктәп, китапханә һәм кибет бар. Җәй көне балалар елгада су коена. Көз җиткәч, алар яңадан мәктәпкә йөри башлый. Авыл кешеләре бакчада бәрәңге үстерә.
+Биздин айылда мектеп, китепкана жана дүкөн бар. Жайында балдар дарыяда сууга түшөт. Күз келгенде алар кайра мектепке барышат. Айыл эли бакчада картөшкө өстүрөт.
 
-Татар теле төрки телләр төркеменә керә. Аны миллионлаган кеше сөйләшә. Татар әдәбиятының бай тарихы бар. Яшьләр туган телне өйрәнергә тиеш дип саный өлкәннәр.
+Кыргыз тили түрк тилдеринин тобуна кирет. Аны миллиондогон адамдар сүйлөйт. Кыргыз адабиятынын бай тарыхы бар. Улуулар жаштар эне тилин үйрөнүшү керек деп эсептешет.
 
-Әнием тәмле бәлеш пешерде. Без бөтен гаилә белән өстәл артына утырдык. Әтием самовар куйды, чәй ясады. Кичен күршеләр дә кунакка килде.
+Апам даамдуу боорсок бышырды. Биз бүт үй-бүлө менен дасторкон четине отурдук. Атам чай куйду. Кечинде коңшулар да конокко келишти.
 
-Язын кар эри, кошлар кайта. Урманда беренче чәчәкләр күренә. Кырларда тракторлар эшли башлый. Һава җылына, көннәр озыная.
+Жазында кар эрийт, куштар кайтып келет. Тоо этегинде алгачкы гүлдөр көрүнөт. Талааларда тракторлор иштей баштайт. Аба жылыйт, күндөр узарат.
 
-Габдулла Тукай — бөек татар шагыйре. Аның шигырьләрен һәр татар баласы белә. Тукай музее Казанда урнашкан. Шагыйрьнең туган көне апрель аенда билгеләп үтелә.
+«Манас» — кыргыз элинин улуу эпосу. Аны манасчылар жатка айтышат. Эпосто баатырлардын жана элдин тагдыры баяндалат. Ар бир кыргыз баласы Манас жөнүндө билет.
 
-Сабантуй — татар халкының милли бәйрәме. Бәйрәмдә көрәш, йөгерү ярышлары һәм җырлар була. Җиңүчегә бүләк итеп сарык бирелә. Бу бәйрәмгә бөтен авыл җыела.
+Ысык-Көл — Кыргызстандагы эң чоң көл. Жайында анын жээгине көп туристтер келет. Көлдүн суусу таза жана тунук. Айланасында бийик тоолор турат.
 
-Кышын көннәр кыска, төннәр озын була. Балалар чаңгыда шуа, таудан чана белән төшә. Өйдә мич җылы, әби бәйләм бәйли. Тәрәзә артында буран улый.
+Кышында күндөр кыска, түндөр узун болот. Балдар чана тээп, тоодон сыйгаланышат. Үйдө меш жылуу, чоң эне байпак токуйт. Терезенин сыртында бороон улуйт.
 
-Минем абыем хастаханәдә табиб булып эшли. Ул көн саен күп авыруларны карый. Эше авыр, ләкин кирәкле. Кешеләр аңа рәхмәт әйтә.
+Менин агам ооруканада дарыгер болуп иштейт. Ал күн сайын көп бейтаптарды карайт. Жумушу оор, бирок керектүү. Адамдар ага ыракмат айтышат.
 
-Иртән мин иртә торам, юынам һәм ашыйм. Аннары автобус белән эшкә барам. Эштә көне буе компьютерда утырам. Кич белән китап укыйм яки дусларым белән очрашам.
+Эртең менен эрте турам, жуунам жана тамактанам. Андан кийин автобус менен жумушка барам. Жумушта күнү бою компьютердин алдында отурам. Кечинде китеп окуйм же досторум менен жолугам.
 
-Идел — Европаның иң озын елгасы. Аның ярларында күп шәһәрләр һәм авыллар бар. Җәен елга буйлап теплоходлар йөзә. Балыкчылар иртән ярда утыра.
+Китепканага жаңы китептер келди. Окуучулар жомоктор менен ырлар жыйнагын алууга шашышат. Китепканачы аларга эң кызыктуу китептерди көрсөтөт. Окуу залында тынчтык өкүм сүрөт.
 
-Китапханәгә яңа китаплар кайтты. Укучылар әкиятләр һәм шигырьләр җыентыгын алырга ашыга. Китапханәче аларга иң кызыклы китапларны күрсәтә. Уку залында тынлык хөкем сөрә.
+Көчмөн элдин турмушунда боз үй маанилүү орунду ээлейт. Аны тез эле тигип, тез эле жыйнап алууга болот. Боз үйдүн ичи жайында салкын, кышында жылуу. Азыр да той-тамашада боз үй тигилет.
 """
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", help="Tatar corpus (default: the demo corpus in this script)")
+    p.add_argument("--corpus", help="Kyrgyz corpus (default: the demo corpus in this script)")
     p.add_argument("--model", help="base model path or hub id (default: a tiny GPT-2 built offline)")
     p.add_argument("--max-steps", type=int, default=20, help="LoRA training steps (default 20)")
     p.add_argument("--output-dir", default=None, help="where the adapter and report.json go (default: a temp folder)")
@@ -83,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_libraries()
-    out = Path(args.output_dir or tempfile.mkdtemp(prefix="tatar-"))
+    out = Path(args.output_dir or tempfile.mkdtemp(prefix="kyrgyz-"))
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. Data: any corpus format load_corpus reads; document-level split, independent of the tokenizer.
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         docs = [d.strip() for d in DEMO_CORPUS.split("\n\n") if d.strip()]
     splits = la.split_documents(docs, valid=0.15, test=0.2, seed=0)
-    print(f"{TATAR.name}: {len(docs)} documents -> train {len(splits['train'])}, "
+    print(f"{KYRGYZ.name}: {len(docs)} documents -> train {len(splits['train'])}, "
           f"valid {len(splits['valid'])}, test {len(splits['test'])} (split {la.split_fingerprint(splits)})")
 
     # 2. Base model: yours, or a tiny one with a tokenizer trained on the train split (offline).
@@ -102,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         model_path = str(la.save_tiny_checkpoint(out / "tiny-base", "gpt2", tokenizer=tokenizer, hidden_size=64,
                                                  num_layers=2, num_heads=4, max_positions=128, seed=0))
 
-    # 3. Tokenizer diagnostics: does the tokenizer keep ә ө ү җ ң һ whole?
-    diag = la.diagnose_tokenizer(model_path, splits["test"], language=TATAR)
+    # 3. Tokenizer diagnostics: does the tokenizer keep ң ө ү whole?
+    diag = la.diagnose_tokenizer(model_path, splits["test"], language=KYRGYZ)
     d = diag.to_dict()
     print(f"\nTokenizer: fertility {d['fertility']:.2f} tokens/word, byte fallback {d['byte_fallback_rate']:.1%}, "
           f"round trip {'ok' if d['roundtrip_ok'] else 'BROKEN'}")
@@ -130,14 +131,14 @@ def main(argv: list[str] | None = None) -> int:
           f"better: {comparison['better'] or 'not distinguishable'}); "
           f"word perplexity {before.word_perplexity:.3g} -> {after.word_perplexity:.3g}")
 
-    # 5. Drift: do generations from Tatar prompts stay in Tatar?
+    # 5. Drift: do generations from Kyrgyz prompts stay in Kyrgyz?
     prompts = [" ".join(doc.split()[:4]) for doc in splits["test"]]
     generations = la.generate(run.model, run.tokenizer, prompts, seed=0, max_new_tokens=24)
-    drift = la.DriftDetector(target=TATAR, backend="auto").evaluate(generations)
+    drift = la.DriftDetector(target=KYRGYZ, backend="auto").evaluate(generations)
     print(f"Drift: {drift['n_texts']} generations, line pass rate {_pct(drift['line_pass_rate'])}, "
           f"drift rate {_pct(drift['drift_rate'])}")
 
-    report = {"language": TATAR.to_dict(), "split_fingerprint": la.split_fingerprint(splits),
+    report = {"language": KYRGYZ.to_dict(), "split_fingerprint": la.split_fingerprint(splits),
               "diagnostics": d, "base": before.to_dict(), "lora": after.to_dict(),
               "comparison": comparison, "train": run.metrics,
               "drift": {k: v for k, v in drift.items() if k != "per_text"},
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     print(f"\nReport: {out / 'report.json'}; adapter: {out / 'lora'}")
     if args.model is None:
-        print("(A tiny model trained on a dozen paragraphs: this shows the steps, not a useful Tatar model.)")
+        print("(A tiny model trained on a dozen paragraphs: this shows the steps, not a useful Kyrgyz model.)")
     return 0
 
 

@@ -125,10 +125,11 @@ def test_extend_to_new_language_runs_offline(tmp_path, capsys):
     assert example.main(["--max-steps", "2", "--output-dir", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
-    # no library change: the example's own profile is used and the built-in Tatar profile stays registered
-    assert report["language"]["code"] == "tt" and la.get_language("tt") is la.TATAR
-    assert set(report["diagnostics"]["letter_coverage"]) == set("әөүҗңһ")
+    # no library change: the example's own profile is used, and nothing is registered
+    assert report["language"]["code"] == "ky" and "ky" not in la.available_languages()
+    assert set(report["diagnostics"]["letter_coverage"]) == set("ңөү")
+    assert report["diagnostics"]["n_texts"] == len(report["base"]["per_document"]) >= 1
     assert report["base"]["n_documents"] == report["lora"]["n_documents"] >= 1
-    assert f"{report['lora']['bits_per_byte']:.3f}" in printed and "Tatar" in printed
+    assert f"{report['lora']['bits_per_byte']:.3f}" in printed and "Kyrgyz" in printed
     assert (tmp_path / "lora" / "adapter_config.json").is_file()
 
