@@ -33,21 +33,9 @@ from lowres_adapt._utils import library_versions
 
 
 def llama_style():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
-    tok.train_from_iterator(la.sample_corpus("ru") + la.sample_corpus("en"), trainers.BpeTrainer(
-        vocab_size=1000, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=120, show_progress=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    spec = json.loads(tok.to_str())
-    for i in range(256):
-        spec["model"]["vocab"].setdefault(f"<0x{i:02X}>", len(spec["model"]["vocab"]))
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), unk_token="<unk>",
-                                   bos_token="<s>", eos_token="</s>")
+    """A Llama-2 / Mistral v0.1 layout SentencePiece-style BPE trained in-process on the Russian and English samples."""
+    return la.train_tokenizer(la.sample_corpus("ru") + la.sample_corpus("en"), 1000, kind="llama_bpe",
+                              min_frequency=0, limit_alphabet=120)
 
 
 def mistral_v1(legacy: bool):

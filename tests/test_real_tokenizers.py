@@ -288,3 +288,29 @@ def test_byte_tokens_registered_as_special_fail_the_round_trip(which, request, m
     warning = next(w for w in r["warnings"] if w.startswith("roundtrip failed"))
     assert f"for {len(lost)} of {len(texts)} texts" in warning and "registered as special tokens" in warning
     assert "Башҡортостан" in warning
+
+
+def test_in_process_llama_bpe_has_mistral_v1s_layout(mistral_v1):
+    """la.train_tokenizer(kind="llama_bpe") (the tests' and benchmarks' stand-in for Llama-2 / Mistral) is
+    laid out as the real Mistral-7B v0.1 tokenizer converted by transformers: Metaspace without splitting,
+    byte-fallback BPE with the 256 byte pieces as plain vocabulary, the same decoder. One difference, by
+    design: Mistral's converted normalizer turns a *leading* space into its own "▁" piece (as SentencePiece
+    does); the stand-in has no normalizer, so a text that starts with a space encodes as without it."""
+    mistral = mistral_v1[1]
+    ours = la.train_tokenizer(la.sample_corpus("ru") + la.sample_corpus("en"), 1000, kind="llama_bpe",
+                              min_frequency=0, limit_alphabet=120)
+    a, b = (json.loads(t.backend_tokenizer.to_str()) for t in (ours, mistral))
+    assert a["decoder"] == b["decoder"]
+    (meta,) = b["pre_tokenizer"]["pretokenizers"]
+    assert a["pre_tokenizer"]["type"] == meta["type"] == "Metaspace" and a["pre_tokenizer"]["split"] is meta["split"] is False
+    assert a["model"]["type"] == b["model"]["type"] == "BPE" and a["model"]["byte_fallback"] is b["model"]["byte_fallback"] is True
+    byte_pieces = [f"<0x{i:02X}>" for i in range(256)]
+    assert all(p in a["model"]["vocab"] and p in b["model"]["vocab"] for p in byte_pieces)
+    for tok in (ours, mistral):  # plain vocabulary: decoding generated text keeps byte-fallback letters
+        assert not {t["content"] for t in json.loads(tok.backend_tokenizer.to_str())["added_tokens"]} & set(byte_pieces)
+        text = "Ҡыҙ бала мәктәпкә бара."
+        assert tok.decode(tok(text).input_ids, skip_special_tokens=True) == text
+    assert ours.tokenize("ҡ")[-2:] == mistral.tokenize("ҡ")[-2:] == ["<0xD2>", "<0xA1>"]
+    # the leading-space difference: Mistral (as sentencepiece) keeps the extra space, the stand-in does not
+    assert mistral.tokenize(" Hello") == ["▁", "▁Hello"] != mistral.tokenize("Hello")
+    assert ours.tokenize(" Hello") == ours.tokenize("Hello")

@@ -259,24 +259,9 @@ N_NEW = 200
 
 
 def _llama_style_tokenizer():
-    """Llama-2 / Mistral layout built in-process (as benchmarks/make_llama_style_tokenizer.py), on RU + EN."""
-    import json
-
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
-    tok.train_from_iterator(la.sample_corpus("ru") + la.sample_corpus("en"), trainers.BpeTrainer(
-        vocab_size=1000, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=120, show_progress=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    spec = json.loads(tok.to_str())
-    for i in range(256):
-        spec["model"]["vocab"].setdefault(f"<0x{i:02X}>", len(spec["model"]["vocab"]))
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), unk_token="<unk>",
-                                   bos_token="<s>", eos_token="</s>")
+    """Llama-2 / Mistral layout built in-process (la.train_tokenizer's 'llama_bpe'), on RU + EN."""
+    return la.train_tokenizer(la.sample_corpus("ru") + la.sample_corpus("en"), 1000, kind="llama_bpe",
+                              min_frequency=0, limit_alphabet=120)
 
 
 def _mistral_model_file():

@@ -29,13 +29,20 @@ def train_tokenizer(
     kind: str = "byte_bpe",
     min_frequency: int = 2,
     model_max_length: int = 512,
+    limit_alphabet: int | None = None,
 ):
     """A ``PreTrainedTokenizerFast`` trained on ``texts`` with the ``tokenizers`` library.
 
     ``kind``: ``"byte_bpe"`` (GPT-2 style byte-level BPE, never unknown), ``"bpe_byte_fallback"``
     (SentencePiece/Llama style BPE over characters with ``<0xNN>`` byte tokens for unseen characters),
-    or ``"wordpiece"`` (BERT style, ``[UNK]`` for unseen characters). All get ``<|endoftext|>`` as
-    BOS/EOS/pad (``[UNK]`` too for WordPiece).
+    ``"llama_bpe"`` (laid out as Llama-2 / Mistral-7B v0.1 tokenizers: ``Metaspace`` with "▁" on the
+    first word and no splitting at encode time, BPE trained word by word as SentencePiece is, byte
+    fallback to the 256 ``<0xNN>`` pieces kept as plain vocabulary, the decoder ``Replace("▁", " "),
+    ByteFallback, Fuse, Strip(" ", 1, 0)``, ``<unk>``/``<s>``/``</s>``, no BOS added; unlike Mistral's,
+    a text's leading space is not kept as a piece of its own), or ``"wordpiece"``
+    (BERT style, ``[UNK]`` for unseen characters). The others get ``<|endoftext|>`` as BOS/EOS/pad
+    (``[UNK]`` too for WordPiece). ``limit_alphabet`` caps the characters kept as initial pieces of the
+    byte-fallback kinds (rarer ones fall back to bytes, as in a real multilingual vocabulary).
 
     Example::
 
@@ -76,6 +83,16 @@ def train_tokenizer(
             special_tokens=["<unk>", eos, *byte_tokens], show_progress=False,
         )
         special = {"unk_token": "<unk>"}
+    elif kind == "llama_bpe":
+        tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+        # trained on words (split=True), as SentencePiece learns pieces within words; encodes unsplit below
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+        tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=["<unk>", "<s>", "</s>"],
+            show_progress=False,
+        )
     elif kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -86,8 +103,24 @@ def train_tokenizer(
         )
         special = {"unk_token": "[UNK]"}
     else:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; use 'byte_bpe', 'bpe_byte_fallback' or 'wordpiece'")
+        raise ValueError(f"unknown tokenizer kind {kind!r}; use 'byte_bpe', 'bpe_byte_fallback', 'llama_bpe' or "
+                         "'wordpiece'")
+    if limit_alphabet is not None:
+        if kind not in ("llama_bpe", "bpe_byte_fallback"):
+            raise ValueError(f"limit_alphabet applies to kind 'llama_bpe' or 'bpe_byte_fallback' (character "
+                             f"pieces with byte fallback), not {kind!r}, whose alphabet is fixed")
+        trainer.limit_alphabet = limit_alphabet
     tok.train_from_iterator(texts, trainer=trainer)
+    if kind == "llama_bpe":
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+        spec = json.loads(tok.to_str())
+        vocab = spec["model"]["vocab"]
+        for i in range(256):  # byte pieces after the learnt ones, plain vocabulary (not special)
+            vocab.setdefault(f"<0x{i:02X}>", len(vocab))
+        return PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer.from_str(json.dumps(spec)), unk_token="<unk>", bos_token="<s>",
+            eos_token="</s>", model_max_length=model_max_length, clean_up_tokenization_spaces=False,
+        )
     if kind == "bpe_byte_fallback":
         # The trainer puts the byte tokens in the vocabulary as special tokens, so decoding with
         # skip_special_tokens=True (generated text) would drop every byte-fallback letter. Make them plain
