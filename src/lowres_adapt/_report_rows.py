@@ -58,11 +58,16 @@ def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
-def _bytes(x: float) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+def _scaled(x: float, units: tuple[tuple[str, float], ...], spec: str, base_unit: str) -> str:
+    """``x`` in the largest of ``units`` (largest first) it reaches, else as a whole number of ``base_unit``."""
+    for unit, size in units:
         if abs(x) >= size:
-            return f"{x / size:.1f} {unit}"
-    return f"{x:.0f} B"
+            return f"{x / size:{spec}}{unit}"
+    return f"{x:.0f}{base_unit}"
+
+
+def _bytes(x: float) -> str:
+    return _scaled(x, ((" GiB", 2**30), (" MiB", 2**20), (" KiB", 2**10)), ".1f", " B")
 
 
 def _seconds(x: float) -> str:
@@ -70,10 +75,7 @@ def _seconds(x: float) -> str:
 
 
 def _count(x: float) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(x) >= size:
-            return f"{x / size:.2f}{unit}"
-    return f"{x:.0f}"
+    return _scaled(x, (("B", 1e9), ("M", 1e6), ("K", 1e3)), ".2f", "")
 
 
 def _plain(x: float) -> str:
