@@ -234,3 +234,22 @@ def test_unknown_samples_name_what_ships():
         la.sample_prompts("xx")
     with pytest.raises(la.StudyConfigError, match="no shipped model"):
         la.Study(models=["sample:mini-gpt"], recipes=["lora"], corpus="sample:ba")
+
+
+def test_sample_spec_works_wherever_a_model_path_does():
+    """'sample:mini-gpt2-ru' gives what the shipped folder's path gives, in every entry point that takes a
+    model or tokenizer path; an unknown name is refused with the shipped names."""
+    path = str(la.sample_model_path())
+    spec = "sample:mini-gpt2-ru"
+    docs = la.sample_corpus("ba")[:4]
+    by_spec = la.diagnose_tokenizer(spec, docs).to_dict()
+    by_path = la.diagnose_tokenizer(path, docs).to_dict()
+    assert by_spec["fertility"] == by_path["fertility"] > 3 and by_spec["warnings"] == by_path["warnings"]
+    assert la.load_tokenizer(spec).get_vocab() == la.load_tokenizer(path).get_vocab()
+    ev = la.PerplexityEvaluator(bootstrap_samples=0, progress=False)
+    assert ev.evaluate(spec, None, docs).bits_per_byte == ev.evaluate(path, None, docs).bits_per_byte
+    assert (la.generate(spec, None, ["Беҙ"], seed=0, max_new_tokens=4)
+            == la.generate(path, None, ["Беҙ"], seed=0, max_new_tokens=4))
+    assert la.count_parameters_for(spec, la.LoRA(r=8)) == la.count_parameters_for(path, la.LoRA(r=8))
+    with pytest.raises(ValueError, match=r"no shipped model 'mini'.*mini-gpt2-ru"):
+        la.diagnose_tokenizer("sample:mini", docs)

@@ -190,6 +190,10 @@ class TokenizerFacts:
         of fewer than ``min_vocab_size`` entries raises ``ValueError`` (too small to be a real tokenizer)."""
         from tokenizers import Tokenizer
 
+        from .samples import resolve_sample
+
+        if isinstance(obj, str) and resolve_sample(obj) != obj:  # "sample:mini-gpt2-ru": named by its spec
+            name, obj = name or obj, resolve_sample(obj)
         if isinstance(obj, (str, os.PathLike)) and os.path.isfile(obj):
             # a tokenizer file (tokenizer.json, SentencePiece .model, .tiktoken, tekken): converted and checked
             from .tokenizer_loading import load_tokenizer

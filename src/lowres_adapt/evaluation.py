@@ -407,6 +407,9 @@ def _chunks(iterator: Iterator[str], size: int) -> Iterator[list[str]]:
 
 def _resolve_model(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """Load ``model`` / ``tokenizer`` when they are paths or hub ids; check the tokenizer is there."""
+    from .samples import resolve_sample
+
+    model, tokenizer = resolve_sample(model), resolve_sample(tokenizer)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if os.path.exists(os.path.join(path, "adapter_config.json")):

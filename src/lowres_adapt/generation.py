@@ -42,6 +42,9 @@ def generate(
     """
     import torch
 
+    from .samples import resolve_sample
+
+    model, tokenizer = resolve_sample(model), resolve_sample(tokenizer)
     if isinstance(model, (str, os.PathLike)):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -7,8 +7,9 @@ pretrained base model.
 - ``sample_model_path(name)``: ``mini-gpt2-ru``, a 5.3 M-parameter GPT-2 pretrained on Russian and English
   that never saw Bashkir (its model card is the folder's ``README.md``).
 
-Specs accepted wherever a ``Study`` reads data: ``"sample:ba"`` (corpus, reference corpus, prompts) and
-``"sample:mini-gpt2-ru"`` (a model).
+Specs accepted wherever a ``Study`` reads data: ``"sample:ba"`` (corpus, reference corpus, prompts); and
+``"sample:mini-gpt2-ru"`` wherever a model or tokenizer path is taken (``Study``, ``recipe.train``,
+``PerplexityEvaluator.evaluate``, ``generate``, ``diagnose_tokenizer``, ``load_tokenizer``, the CLI).
 
 Example::
 
@@ -98,6 +99,21 @@ def sample_prompts(code: str = "ba") -> list[str]:
     """
     path = _shipped_text_file("prompts", code, "prompts")
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def resolve_sample(source):
+    """``"sample:<name>"`` -> the shipped model's folder (as a string); anything else unchanged. Every
+    function that takes a model or tokenizer path calls it, so the spec works wherever a path does.
+
+    Example::
+
+        >>> from lowres_adapt.samples import resolve_sample
+        >>> resolve_sample("sample:mini-gpt2-ru").endswith("mini-gpt2-ru"), resolve_sample("gpt2")
+        (True, 'gpt2')
+    """
+    if isinstance(source, str) and source.startswith(SAMPLE_PREFIX):
+        return str(sample_model_path(source[len(SAMPLE_PREFIX):]))
+    return source
 
 
 def sample_model_path(name: str = DEFAULT_SAMPLE_MODEL) -> Path:

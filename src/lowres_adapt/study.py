@@ -71,7 +71,7 @@ from ._study_steps import StudySteps, _planned_peak
 from ._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions
 from .errors import StudyConfigError
 from .languages import BASHKIR, LanguageProfile, get_language
-from .samples import sample_model_path
+from .samples import resolve_sample, sample_model_path
 
 __all__ = ["Study", "StudyResults", "corpus_splits", "resolve_recipe"]
 
@@ -406,11 +406,8 @@ class Study(StudySteps):
         paths = {}
         for model in self.models:
             m = _TINY_RE.match(model)
-            if model.startswith(_SAMPLE):
-                paths[model] = str(sample_model_path(model[len(_SAMPLE):]))
-                continue
-            if not m:
-                paths[model] = model
+            if not m:  # a path, a hub id, or "sample:<name>" (the shipped model's folder)
+                paths[model] = resolve_sample(model)
                 continue
             target = self.output_dir / "models" / self._model_labels[model]
             if not (target / "config.json").is_file():

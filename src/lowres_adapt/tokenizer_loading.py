@@ -116,6 +116,9 @@ def load_tokenizer(
     probes = [PROBE] + ([probe] if isinstance(probe, str) else list(probe or []))
     if not all(isinstance(p, str) for p in probes):
         raise ValueError("load_tokenizer: probe must be a string or a list of strings")
+    from .samples import resolve_sample
+
+    source = resolve_sample(source)
     path = Path(source)
     if kind == "auto":
         kind = _guess_kind(path, source)

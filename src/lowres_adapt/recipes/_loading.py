@@ -48,7 +48,9 @@ def resolve_model(model, tokenizer=None) -> ModelSource:
     from transformers import PreTrainedModel
 
     if isinstance(model, (str, os.PathLike)):
-        return _resolve_path(str(model), tokenizer)
+        from ..samples import resolve_sample
+
+        return _resolve_path(str(resolve_sample(model)), resolve_sample(tokenizer))
     if is_peft(model) or isinstance(model, PreTrainedModel):
         if tokenizer is None:
             raise ValueError(f"a loaded {type(model).__name__} needs its tokenizer: pass tokenizer=...")
