@@ -367,13 +367,14 @@ class DriftDetector:
     def _analyze_many(self, texts: Sequence[str]) -> list[DriftAnalysis]:
         self._ensure_fitted()
         texts = [str(t) for t in texts]
-        items = [(t, s, e) for t in texts for s, e in segment_spans(t, self.split)]
+        spans = [segment_spans(t, self.split) for t in texts]
+        items = [(t, s, e) for t, sp in zip(texts, spans, strict=True) for s, e in sp]
         scored = self._score_segments(items)
         labels = iter(zip(self._labels_of(scored), range(len(items)), strict=True))
         probs = _softmax(scored.total)
         out = []
-        for t in texts:
-            found = [next(labels) for _ in segment_spans(t, self.split)]
+        for t, sp in zip(texts, spans, strict=True):
+            found = [next(labels) for _ in sp]
             found = self._in_context(scored, probs, found)
             segments = []
             for (lang, conf), i in found:
