@@ -1,7 +1,7 @@
 # lowres-adapt: every setup path installs the pinned CPU torch first (TORCH_SPEC), then the package.
 #   make demo   -> create .venv, install, run examples/bashkir_study.py (offline demo preset)
 #   make test   -> create .venv, install, run the test suite
-# GPU users: make demo TORCH_SPEC="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu124"
+# GPU users: make demo TORCH_SPEC="torch==2.9.1 --index-url https://download.pytorch.org/whl/cu128"
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0

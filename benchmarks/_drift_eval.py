@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import binomtest
 
-from lowres_adapt import drift
+from lowres_adapt.drift import detector as drift
 
 BA_ONLY = set("әөүғҡңҙҫһ")
 _W = re.compile(r"[^\W\d_]+")

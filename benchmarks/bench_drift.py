@@ -34,7 +34,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 import lowres_adapt as la  # noqa: E402
-from lowres_adapt import _langid, drift  # noqa: E402
+from lowres_adapt.drift import _langid  # noqa: E402
+from lowres_adapt.drift import detector as drift  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

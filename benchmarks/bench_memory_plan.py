@@ -98,7 +98,7 @@ def real_model(config, recipe, device: str, dtype: str, folder: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from lowres_adapt.recipes import _loading
+    from lowres_adapt.modeling import loading as _loading
 
     if not os.path.isfile(os.path.join(folder, "config.json")):
         torch.manual_seed(0)
@@ -116,8 +116,7 @@ def part_measured(args) -> list[dict]:
     import gc
 
     import torch
-
-    from lowres_adapt._plan_measure import measure_training_step
+    from _step_measure import measure_training_step
 
     rows = []
     if args.device == "cpu":
@@ -166,7 +165,7 @@ def part_measured(args) -> list[dict]:
 
 
 def part_published(args) -> list[dict]:
-    from lowres_adapt import _plan_model
+    from lowres_adapt.planning import _model as _plan_model
 
     rows = []
     print(f"{'model':<44} {'params':>15} {'fp32 GB':>8} {'bf16 GB':>8} {'NF4 GB':>7} {'kept':>5} {'bits':>6} "

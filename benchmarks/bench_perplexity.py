@@ -31,7 +31,7 @@ import time
 import torch
 
 import lowres_adapt as la
-from lowres_adapt._windows import window_spans, window_tokens
+from lowres_adapt.evaluation._windows import window_spans, window_tokens
 
 
 def raw_batches(token_lists, prefix, max_length, batch_size):

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     if args.offsets_path:
-        from lowres_adapt._tokenizer_counts import TokenizerFacts
+        from lowres_adapt.tokenization._counts import TokenizerFacts
 
         # no piece-byte table: the counter falls back to the tokenizer's offsets for every batch
         TokenizerFacts._piece_bytes = lambda self, pieces, decoded, decoder: None
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     import lowres_adapt as la
 
     tok = AutoTokenizer.from_pretrained(args.tokenizer)
-    from lowres_adapt._tokenizer_counts import TokenizerFacts
+    from lowres_adapt.tokenization._counts import TokenizerFacts
 
     path = "piece-bytes" if TokenizerFacts.load(tok, None).piece_bytes is not None else "offsets"
     docs = la.load_corpus(args.data) if args.data else la.sample_corpus("ba")

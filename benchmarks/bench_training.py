@@ -125,7 +125,8 @@ def main() -> None:
     if model_path is None:
         model_path = la.save_tiny_checkpoint(tempfile.mkdtemp(), "gpt2", la.sample_corpus("ba"), vocab_size=2000,
                                              hidden_size=256, num_layers=4, num_heads=4, max_positions=512)
-    from lowres_adapt.recipes import _loading, _packing
+    from lowres_adapt.data import packing as _packing
+    from lowres_adapt.modeling import loading as _loading
 
     source = _loading.resolve_model(str(model_path))
     base, _ = la.FullFineTuning().prepare(str(model_path))

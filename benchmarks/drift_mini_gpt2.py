@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import lowres_adapt as la
-from lowres_adapt import _langid
+from lowres_adapt.drift import _langid
 
 SETTINGS = {"greedy": {"do_sample": False}, "sampled": {"do_sample": True, "temperature": 0.8, "top_p": 0.95}}
 KEYS = ("line_pass_rate", "word_pass_rate", "drift_rate", "mean_target_share", "n_scorable", "n_texts")

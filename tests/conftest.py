@@ -6,6 +6,7 @@ Nothing here touches the network. Session-scoped fixtures are built once per tes
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LOWRES_ADAPT_SHARED", ROOT.parent / "shared"))
 SHARED_DATA = SHARED / "data" / "bashkir"
 MINI_GPT2_RU = SHARED / "models" / "mini-gpt2-ru"
+# benchmarks/_step_measure.py: the real-step memory measurement the planner's tests share with its benchmark
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 @pytest.fixture(scope="session")

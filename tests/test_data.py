@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 
 import lowres_adapt as la
-from lowres_adapt.data import _parse_hf_spec
+from lowres_adapt.data.corpus import _parse_hf_spec
 
 
 def write(path, text, encoding="utf-8"):

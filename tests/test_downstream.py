@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import lowres_adapt as la
-from lowres_adapt.downstream import MultipleChoiceItem, _encode_pair
+from lowres_adapt.evaluation.downstream import MultipleChoiceItem, _encode_pair
 
 RECORDS = [
     {"context": "Ҡояш көндөҙ", "choices": ["ҡалҡа.", "батмай, ә йоҡлай."], "label": 0},
@@ -116,7 +116,7 @@ def test_left_truncation_matches_brute_force(model, tok, task):
 
 
 def test_bootstrap_interval():
-    from lowres_adapt.downstream import _bootstrap
+    from lowres_adapt.evaluation.downstream import _bootstrap
 
     assert _bootstrap({"acc": [1.0] * 10}, 500, 0.95, 0) == {
         "level": 0.95, "method": "percentile bootstrap over items, 500 resamples", "acc": [1.0, 1.0]}

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 import lowres_adapt as la
-from lowres_adapt import _langid, drift
+from lowres_adapt.drift import _langid
+from lowres_adapt.drift import detector as drift
 from lowres_adapt.errors import BackendUnavailableError
 
 BA = [

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lowres_adapt as la
-from lowres_adapt import _drift_text
+from lowres_adapt.drift import _text as _drift_text
 from lowres_adapt.drift import flagged_examples
 
 BA = "Беҙ бөгөн мәктәпкә барабыҙ, унда яңы уҡытыусы көтә. Әсәйем миңә ҡыҙыҡлы китап бүләк итте."
@@ -169,7 +169,7 @@ def test_flagged_examples_for_the_report(det):
 
 
 def test_study_report_lists_flagged_examples(det):
-    from lowres_adapt._report import StudyResults
+    from lowres_adapt.study.report import StudyResults
 
     texts = [BA, BA + " " + RU]
     drift_summary = {"flagged_examples": flagged_examples(det.evaluate(texts)["per_text"], texts)}

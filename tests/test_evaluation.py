@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import lowres_adapt as la
-from lowres_adapt._windows import window_spans, window_tokens
+from lowres_adapt.evaluation._windows import window_spans, window_tokens
 
 SENTENCES = [
     "Башҡортостан Республикаһы Урал тауҙарының көньяҡ өлөшөндә урынлашҡан.",
@@ -441,12 +441,12 @@ def test_training_and_downstream_read_the_same_context_as_the_evaluator(model_ty
 
     from transformers import AutoConfig
 
-    from lowres_adapt import downstream
-    from lowres_adapt.recipes import _loading
+    from lowres_adapt.evaluation import _common
+    from lowres_adapt.modeling import loading as _loading
 
     config = AutoConfig.for_model(model_type)
     text_context = config.get_text_config(decoder=True).max_position_embeddings
-    assert _loading.context_length(config) == downstream._model_context(SimpleNamespace(config=config)) == text_context
+    assert _loading.context_length(config) == _common.model_context(SimpleNamespace(config=config)) == text_context
     with pytest.raises(ValueError, match=f"model's context of {text_context} tokens"):
         _loading.check_block_size(config, text_context + 1)
     _loading.check_block_size(config, text_context)

@@ -100,7 +100,7 @@ def test_lm_eval_default_scores_the_bos_the_tokenizer_adds(tiny, results):
     (p(BOS | BOS)) and windows shifted by one. Reproduced exactly by the library's own window scorer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lowres_adapt._windows import eval_mode, score_documents
+    from lowres_adapt.evaluation._windows import eval_mode, score_documents
 
     paths, data_file = tiny
     assert results["llama"]["tokenizer_adds_bos"] and not results["gpt2"]["tokenizer_adds_bos"]

@@ -53,7 +53,7 @@ def checkpoints(tmp_path_factory):
 
 def _needs_4bit():
     pytest.importorskip("bitsandbytes")
-    from lowres_adapt.recipes._loading import _bnb_unavailable_reason
+    from lowres_adapt.modeling.loading import _bnb_unavailable_reason
 
     reason = _bnb_unavailable_reason("cpu")
     if reason:
@@ -65,7 +65,7 @@ def _real_model(arch, recipe, checkpoints, dtype="float32"):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from lowres_adapt.recipes import _loading
+    from lowres_adapt.modeling import loading as _loading
 
     if recipe._quantize():
         _needs_4bit()
@@ -107,7 +107,7 @@ def test_weights_equal_the_real_models_tensors(arch, recipe_name, dtype, checkpo
 def test_nf4_storage_equals_bitsandbytes(arch, dtype, checkpoints):
     """Packed weights, absmax and double-quantization constants as bitsandbytes stores them; the layers
     transformers keeps unquantized (embeddings, norms, LM head) in the fp32 PEFT casts them to."""
-    from lowres_adapt._plan_measure import quantized_storage_bytes
+    from _step_measure import quantized_storage_bytes
 
     recipe = la.QLoRA(r=8)
     model = _real_model(arch, recipe, checkpoints, dtype)
@@ -123,7 +123,7 @@ def test_nf4_storage_equals_bitsandbytes(arch, dtype, checkpoints):
 
 
 def test_nf4_bytes_by_hand():
-    from lowres_adapt._plan_model import nf4_bytes
+    from lowres_adapt.planning._model import nf4_bytes
 
     n = 4096 * 11008  # a Llama-7B MLP projection
     blocks = n // 64
@@ -139,7 +139,7 @@ def test_nf4_bytes_by_hand():
     ("gpt2", "full", "adamw_torch"),
 ])
 def test_optimizer_states_and_gradients_after_a_real_step(arch, recipe_name, optimizer, checkpoints):
-    from lowres_adapt._plan_measure import measure_training_step
+    from _step_measure import measure_training_step
 
     if optimizer == "adamw_8bit":
         pytest.importorskip("bitsandbytes")
@@ -161,7 +161,7 @@ CASES = [  # arch, recipe, batch, block, gradient checkpointing
 
 @pytest.mark.parametrize("arch,recipe_name,batch,block,ckpt", CASES)
 def test_step_peak_within_tolerance(arch, recipe_name, batch, block, ckpt, checkpoints):
-    from lowres_adapt._plan_measure import measure_training_step
+    from _step_measure import measure_training_step
 
     recipe = RECIPES[recipe_name]()
     model = _real_model(arch, recipe, checkpoints)
@@ -186,7 +186,7 @@ def test_logits_are_vocab_x_block_x_batch_wide():
 
 
 def test_train_records_a_measured_step_peak_the_plan_predicts(tiny_gpt2_path, ba_docs, tmp_path):
-    from lowres_adapt.memory_plan import plan_for_run
+    from lowres_adapt.planning import plan_for_run
 
     recipe = la.LoRA(r=4)
     run = recipe.train(tiny_gpt2_path, ba_docs, max_steps=2, block_size=64, batch_size=2, output_dir=tmp_path,
@@ -292,7 +292,7 @@ def test_bad_input_fails_early(kwargs, message):
 
 
 def test_parse_bytes():
-    from lowres_adapt.memory_plan import parse_bytes
+    from lowres_adapt.planning import parse_bytes
 
     assert parse_bytes("24GB") == 24 * 10**9
     assert parse_bytes("24 GiB") == parse_bytes("24G") == 24 * 2**30
@@ -333,10 +333,10 @@ def test_cpu_step_measurement_keeps_native_profiler_output_off_the_terminal(capf
 
     import torch
 
-    from lowres_adapt._plan_measure import StepMemory
+    from lowres_adapt.recipes._step_memory import StepMemory
 
     model, x = torch.nn.Linear(64, 64), torch.randn(32, 64)
-    with caplog.at_level(logging.DEBUG, logger="lowres_adapt._plan_measure"):
+    with caplog.at_level(logging.DEBUG, logger="lowres_adapt.recipes._step_memory"):
         with StepMemory(model, device="cpu") as mem:
             model(x).sum().backward()
     err = capfd.readouterr().err

@@ -19,7 +19,7 @@ import pytest
 
 import lowres_adapt as la
 from lowres_adapt.errors import TokenizerConversionError
-from lowres_adapt.tokenizer_loading import PROBE
+from lowres_adapt.tokenization.loading import PROBE
 
 # the shared Bashkir data, located as tests/conftest.py does
 SHARED_DATA = Path(os.environ.get("LOWRES_ADAPT_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "bashkir"
@@ -141,7 +141,7 @@ def test_gpt2_ranks_need_gpt2s_regex(gpt2):
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    from lowres_adapt.tokenizer_loading import _Reference, check_tokenizer
+    from lowres_adapt.tokenization.loading import _Reference, check_tokenizer
 
     path, tok, enc = gpt2
     default = PreTrainedTokenizerFast(tokenizer_object=TikTokenConverter(
@@ -152,7 +152,7 @@ def test_gpt2_ranks_need_gpt2s_regex(gpt2):
                                                        r"converted \[.*\] \(ids .*\) vs original .*pattern="):
         check_tokenizer(default, path, ref)
     with pytest.raises(TokenizerConversionError, match="has 50,257 vocabulary entries, sentencepiece .* reads 32,000"):
-        from lowres_adapt.tokenizer_loading import _sentencepiece_reference
+        from lowres_adapt.tokenization.loading import _sentencepiece_reference
 
         check_tokenizer(tok, path, _sentencepiece_reference(_data_file("mistral_common", "data",
                                                                        "tokenizer.model.v1")))
@@ -183,7 +183,7 @@ def test_load_tokenizer_bad_inputs(tmp_path):
 
 # ------------------------------------------------------------------------------------ diagnostics on them
 def _offsets_only(monkeypatch):
-    from lowres_adapt._tokenizer_counts import TokenizerFacts
+    from lowres_adapt.tokenization._counts import TokenizerFacts
 
     monkeypatch.setattr(TokenizerFacts, "_piece_bytes", lambda self, pieces, decoded, decoder: None)
 
@@ -195,14 +195,14 @@ def _diag(tok, texts, **kw):
 
 @pytest.mark.parametrize("which", ["mistral_v1", "gpt2", "tekken"])  # Whisper's ranks: the GPT-2 family
 def test_diagnostics_same_on_both_span_paths(which, request, monkeypatch):
-    from lowres_adapt._tokenizer_counts import Counter
+    from lowres_adapt.tokenization._counts import DiagnosticCounts
 
     _, tok, ref = request.getfixturevalue(which)
     texts = TEXTS + PROBES
     offsets_calls = []
     with monkeypatch.context() as m:  # count the batches that go to the offsets path
-        m.setattr(Counter, "_spans_from_offsets",
-                  lambda self, *a, _f=Counter._spans_from_offsets: offsets_calls.append(1) or _f(self, *a))
+        m.setattr(DiagnosticCounts, "_spans_from_offsets",
+                  lambda self, *a, _f=DiagnosticCounts._spans_from_offsets: offsets_calls.append(1) or _f(self, *a))
         fast = _diag(tok, texts, batch_size=7).to_dict()
     n_batches = -(-len(texts) // 7)
     assert offsets_calls == [] and n_batches > 2  # every batch went through the piece-bytes path
@@ -242,7 +242,7 @@ def test_the_three_token_llama_tokenizer_is_refused(mistral_v1):
         la.compare_tokenizers([mistral_v1[1], bad], TEXTS, progress=False)
     with pytest.raises(ValueError, match=r"cut 10 texts holding \d+ words into no tokens at all .*la\.load_tokenizer"):
         la.diagnose_tokenizer(bad, TEXTS[:10], progress=False, min_vocab_size=0)
-    from lowres_adapt.tokenizer_loading import check_tokenizer
+    from lowres_adapt.tokenization.loading import check_tokenizer
 
     with pytest.raises(TokenizerConversionError, match="3 vocabulary entries, fewer than 100"):
         check_tokenizer(bad, path, None)

@@ -17,8 +17,10 @@ import pytest
 import torch
 
 import lowres_adapt as la
+from lowres_adapt.data import packing as _packing
 from lowres_adapt.errors import QuantizationUnavailableError, TrainingDivergedError
-from lowres_adapt.recipes import _loading, _packing, _trainer
+from lowres_adapt.modeling import loading as _loading
+from lowres_adapt.recipes import _trainer
 
 BLOCK = 32
 FAST = {"max_steps": 2, "block_size": BLOCK, "batch_size": 2, "logging_steps": 1}
@@ -362,9 +364,10 @@ def test_pretokenized_dataset_scores_labelled_positions_only(tiny_gpt2_path, tin
     for i in range(6):
         ids = list(range(10 + i, 20 + 2 * i))
         examples.append({"input_ids": ids, "labels": [-100] * 3 + ids[3:]})
-    collated = _packing.PadCollator(pad_id=0)(examples[:2])
+    collated = _trainer.collator(tiny_tokenizer, packed=False)(examples[:2])
+    pad = tiny_tokenizer.pad_token_id
     assert collated["input_ids"].shape == (2, 11)
-    assert collated["input_ids"][0].tolist() == list(range(10, 20)) + [0]
+    assert collated["input_ids"][0].tolist() == list(range(10, 20)) + [pad]
     assert collated["labels"][0].tolist() == [-100] * 3 + list(range(13, 20)) + [-100]
     assert collated["attention_mask"][0].tolist() == [1] * 10 + [0]
     assert collated["labels"][1].tolist() == [-100] * 3 + list(range(14, 22))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import lowres_adapt as la
-from lowres_adapt.stages import DEFAULT_TEMPLATE, build_instruction_dataset
+from lowres_adapt.recipes.staged import DEFAULT_TEMPLATE, build_instruction_dataset
 
 PAIRS = [
     {"prompt": "Башҡортостандың башҡалаһы ниндәй ҡала?", "response": "Өфө ҡалаһы."},
@@ -202,7 +202,7 @@ def test_staged_dict_loads_without_importing_stages_first():
     import sys
 
     from lowres_adapt import LoRA
-    from lowres_adapt.stages import Stage, StagedRecipe
+    from lowres_adapt.recipes.staged import Stage, StagedRecipe
 
     recipe = StagedRecipe(LoRA(r=4), [Stage("c"), Stage("i", kind="instruction")])
     code = ("import json, sys, lowres_adapt as la\n"

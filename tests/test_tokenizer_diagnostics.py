@@ -16,7 +16,7 @@ import unicodedata
 import pytest
 
 import lowres_adapt as la
-from lowres_adapt.tokenizer_diagnostics import DiagnosticThresholds, TokenizerReport
+from lowres_adapt.tokenization.diagnostics import DiagnosticThresholds, TokenizerReport
 
 EN_TRAIN = ["the cat sat on the mat", "cat sat on a mat", "a cat and a dog", "the dog sat"] * 25
 BA_TRAIN = ["һәм ҡар яуа", "Һәм ҡыш етте", "йыр һәм бейеү"] * 20
@@ -278,13 +278,13 @@ def llama_sp():
 
 def _offsets_only(monkeypatch):
     """Makes every tokenizer take the offsets path (encode_batch offsets for the token spans)."""
-    from lowres_adapt._tokenizer_counts import TokenizerFacts
+    from lowres_adapt.tokenization._counts import TokenizerFacts
 
     monkeypatch.setattr(TokenizerFacts, "_piece_bytes", lambda self, pieces, decoded, decoder: None)
 
 
 def test_piece_bytes_only_for_concatenating_decoders(bbpe, ba_bpe, spbpe, llama_sp, wordpiece, lossy):
-    from lowres_adapt._tokenizer_counts import TokenizerFacts
+    from lowres_adapt.tokenization._counts import TokenizerFacts
 
     facts = {name: TokenizerFacts.load(t, name) for name, t in
              dict(bbpe=bbpe, ba_bpe=ba_bpe, spbpe=spbpe, llama_sp=llama_sp, wordpiece=wordpiece, lossy=lossy).items()}
@@ -327,9 +327,9 @@ def test_piece_spans_equal_offset_spans(which, request, monkeypatch, ba_bpe, lla
     texts = CORPUS + ["ҫ\u00a0Ҫ\u3000ә\u2028end", "\U0001F600 ҡ", "cat <|endoftext|> Ҙур", "", " cat",
                       "  Ҫat  dog "] + CORPUS[::-1]
     fast = [diag(tok, texts, batch_size=b).to_dict() for b in (3, 512)]
-    from lowres_adapt._tokenizer_counts import Counter, TokenizerFacts
+    from lowres_adapt.tokenization._counts import DiagnosticCounts, TokenizerFacts
 
-    counter = Counter(TokenizerFacts.load(tok, which), la.BASHKIR, max_examples=5)
+    counter = DiagnosticCounts(TokenizerFacts.load(tok, which), la.BASHKIR, max_examples=5)
     counter.update(texts, 0)
     assert counter.piece_spans is (which != "lossy")  # the fast path really ran
     _offsets_only(monkeypatch)
@@ -349,9 +349,9 @@ def test_piece_spans_give_way_to_offsets_mid_stream(lossy, llama_sp):
     """A batch the pieces do not spell (the lossy normalizer strips й's breve and lower-cases) is redone
     with offsets; once such batches outnumber the spelled ones, the counter stays on the offsets. A
     tokenizer whose pieces spell every text stays on the pieces."""
-    from lowres_adapt._tokenizer_counts import Counter, TokenizerFacts
+    from lowres_adapt.tokenization._counts import DiagnosticCounts, TokenizerFacts
 
-    counter = Counter(TokenizerFacts.load(lossy, "lossy"), la.BASHKIR, max_examples=5)
+    counter = DiagnosticCounts(TokenizerFacts.load(lossy, "lossy"), la.BASHKIR, max_examples=5)
     batches = [["ҡар яуа"], ["Йыр һәм", "бейеү"], ["ҡар"], ["Һәм"], ["йыр"], ["ҡар"]]
     on = []
     for i, batch in enumerate(batches):
@@ -363,7 +363,7 @@ def test_piece_spans_give_way_to_offsets_mid_stream(lossy, llama_sp):
     assert counter.n_texts == 7 and counter.failures == 4  # Йыр, бейеү, Һәм, йыр lose a letter or its case
     assert counter.n_tokens == sum(len(lossy.backend_tokenizer.encode(t).ids) for t in texts)
     assert counter.mismatches[0]["decoded"].startswith("иыр")
-    llama = Counter(TokenizerFacts.load(llama_sp, "llama"), la.BASHKIR, max_examples=5)
+    llama = DiagnosticCounts(TokenizerFacts.load(llama_sp, "llama"), la.BASHKIR, max_examples=5)
     llama.update([t for t in CORPUS if not t[:1].isspace()], 0)
     assert llama.piece_spans and llama.failures == 0 and llama.n_byte > 100
 

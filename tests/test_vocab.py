@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lowres_adapt as la
-from lowres_adapt.vocab import new_token_peft_kwargs, select_new_tokens
+from lowres_adapt.tokenization.vocab import new_token_peft_kwargs, select_new_tokens
 
 # A "base language" the tiny base tokenizer is trained on, and a target language it never saw.
 RU = [

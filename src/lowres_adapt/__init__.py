@@ -8,8 +8,13 @@ Everything public is importable from the top level::
     >>> la.LoRA(r=8).r
     8
 
-Heavy modules (torch, transformers, peft) load on first use of a name that needs them, so
-``import lowres_adapt`` and ``lowres-adapt --help`` stay fast.
+The package is laid out by concept, one subpackage each (see docs/architecture.md); imports flow one way:
+
+    cli -> study -> planning, recipes -> drift, evaluation, tokenization, modeling -> data, languages, errors
+
+``la.data``, ``la.modeling``, ``la.tokenization``, ``la.evaluation``, ``la.drift``, ``la.recipes``,
+``la.planning`` and ``la.study`` are the subpackages. Heavy modules (torch, transformers, peft) load on
+first use of a name that needs them, so ``import lowres_adapt`` and ``lowres-adapt --help`` stay fast.
 """
 
 from __future__ import annotations
@@ -38,15 +43,15 @@ _LAZY: dict[str, str] = {
     "load_splits": "data",
     "has_splits": "data",
     "split_fingerprint": "data",
-    "sample_corpus": "samples",
-    "sample_corpus_path": "samples",
-    "sample_prompts": "samples",
-    "sample_model_path": "samples",
+    "sample_corpus": "data",
+    "sample_corpus_path": "data",
+    "sample_prompts": "data",
+    "sample_model_path": "data",
     "pack_documents": "data",
     # tiny models and tokenizers built in-process (demo, tests)
-    "train_tokenizer": "toy",
-    "build_tiny_model": "toy",
-    "save_tiny_checkpoint": "toy",
+    "train_tokenizer": "modeling",
+    "build_tiny_model": "modeling",
+    "save_tiny_checkpoint": "modeling",
     # recipes
     "AdaptationRecipe": "recipes",
     "FullFineTuning": "recipes",
@@ -56,15 +61,15 @@ _LAZY: dict[str, str] = {
     "count_parameters_for": "recipes",
     "find_target_modules": "recipes",
     # memory (and time) planning, before any download
-    "plan_memory": "memory_plan",
-    "MemoryPlan": "memory_plan",
+    "plan_memory": "planning",
+    "MemoryPlan": "planning",
     # tokenizer diagnostics
-    "diagnose_tokenizer": "tokenizer_diagnostics",
-    "compare_tokenizers": "tokenizer_diagnostics",
-    "TokenizerReport": "tokenizer_diagnostics",
-    "TokenizerComparison": "tokenizer_diagnostics",
-    "DiagnosticThresholds": "tokenizer_diagnostics",
-    "load_tokenizer": "tokenizer_loading",
+    "diagnose_tokenizer": "tokenization",
+    "compare_tokenizers": "tokenization",
+    "TokenizerReport": "tokenization",
+    "TokenizerComparison": "tokenization",
+    "DiagnosticThresholds": "tokenization",
+    "load_tokenizer": "tokenization",
     # evaluation
     "PerplexityEvaluator": "evaluation",
     "PerplexityResult": "evaluation",
@@ -72,16 +77,16 @@ _LAZY: dict[str, str] = {
     # drift
     "DriftDetector": "drift",
     "DriftAnalysis": "drift",
-    "generate": "generation",
+    "generate": "modeling",
     # study
     "Study": "study",
     "StudyResults": "study",
     # staged adaptation (vocabulary extension, stages, downstream tasks)
-    "extend_vocabulary": "vocab",
-    "Stage": "stages",
-    "StagedRecipe": "stages",
-    "MultipleChoiceTask": "downstream",
-    "evaluate_multiple_choice": "downstream",
+    "extend_vocabulary": "tokenization",
+    "Stage": "recipes",
+    "StagedRecipe": "recipes",
+    "MultipleChoiceTask": "evaluation",
+    "evaluate_multiple_choice": "evaluation",
     # errors
     "LowresAdaptError": "errors",
     "QuantizationUnavailableError": "errors",
@@ -91,31 +96,77 @@ _LAZY: dict[str, str] = {
     "TokenizerConversionError": "errors",
 }
 
+
+# The concepts, one subpackage each; ``la.<name>`` imports it on first use.
+SUBPACKAGES = ("data", "modeling", "recipes", "tokenization", "evaluation", "drift", "planning", "study")
+
+# Module paths of releases before the layout by concept -> where they live now (``la.vocab`` still works).
+_MOVED_MODULES: dict[str, str] = {
+    "vocab": "tokenization.vocab",
+    "stages": "recipes.staged",
+    "memory_plan": "planning.plan",
+    "tokenizer_diagnostics": "tokenization.diagnostics",
+    "tokenizer_loading": "tokenization.loading",
+    "downstream": "evaluation.downstream",
+    "generation": "modeling.generation",
+    "samples": "data.samples",
+    "toy": "modeling.toy",
+}
+
 __all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in SUBPACKAGES or name in ("languages", "errors", "cli"):
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in _MOVED_MODULES:
+        value = importlib.import_module(f".{_MOVED_MODULES[name]}", __name__)
+    else:
         raise AttributeError(f"module 'lowres_adapt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # cache: later look-ups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *SUBPACKAGES})
 
 
-if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
+# For static type checkers and IDEs only; tests/test_layout.py holds it equal to _LAZY.
+if TYPE_CHECKING:  # pragma: no cover
     from .data import (  # noqa: F401
+        has_splits,
         iter_corpus,
         load_corpus,
+        load_splits,
         pack_documents,
+        sample_corpus,
+        sample_corpus_path,
+        sample_model_path,
+        sample_prompts,
         split_documents,
         split_fingerprint,
     )
-    from .errors import TokenizerConversionError  # noqa: F401
+    from .drift import (  # noqa: F401
+        DriftAnalysis,
+        DriftDetector,
+    )
+    from .errors import (  # noqa: F401
+        BackendUnavailableError,
+        LowresAdaptError,
+        QuantizationUnavailableError,
+        StudyConfigError,
+        TokenizerConversionError,
+        TrainingDivergedError,
+    )
+    from .evaluation import (  # noqa: F401
+        MultipleChoiceTask,
+        PerplexityEvaluator,
+        PerplexityResult,
+        compare_results,
+        evaluate_multiple_choice,
+    )
     from .languages import (  # noqa: F401
         BASHKIR,
         ENGLISH,
@@ -127,6 +178,37 @@ if TYPE_CHECKING:  # pragma: no cover - for static type checkers and IDEs only
         get_language,
         register_language,
     )
-    from .memory_plan import MemoryPlan, plan_memory  # noqa: F401
-    from .samples import sample_corpus, sample_corpus_path, sample_model_path, sample_prompts  # noqa: F401
-    from .tokenizer_loading import load_tokenizer  # noqa: F401
+    from .modeling import (  # noqa: F401
+        build_tiny_model,
+        generate,
+        save_tiny_checkpoint,
+        train_tokenizer,
+    )
+    from .planning import (  # noqa: F401
+        MemoryPlan,
+        plan_memory,
+    )
+    from .recipes import (  # noqa: F401
+        AdaptationRecipe,
+        FullFineTuning,
+        LoRA,
+        QLoRA,
+        Stage,
+        StagedRecipe,
+        TrainingRun,
+        count_parameters_for,
+        find_target_modules,
+    )
+    from .study import (  # noqa: F401
+        Study,
+        StudyResults,
+    )
+    from .tokenization import (  # noqa: F401
+        DiagnosticThresholds,
+        TokenizerComparison,
+        TokenizerReport,
+        compare_tokenizers,
+        diagnose_tokenizer,
+        extend_vocabulary,
+        load_tokenizer,
+    )

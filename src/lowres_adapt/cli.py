@@ -286,13 +286,13 @@ def _read_lines(path: str, what: str) -> list[str]:
 
 
 def cmd_diagnose(args) -> int:
-    from ._study_inputs import _load_parallel_file
     from .languages import get_language
-    from .tokenizer_diagnostics import compare_tokenizers
+    from .study import load_parallel_file
+    from .tokenization import compare_tokenizers
 
     language = get_language(args.language)
     texts = _texts_for(args, args.split)
-    parallel = _load_parallel_file(args.parallel, language) if args.parallel else None
+    parallel = load_parallel_file(args.parallel, language) if args.parallel else None
     table = compare_tokenizers(args.tokenizers, texts, language=language, parallel=parallel,
                                progress=not args.quiet)
     print(table.to_markdown())
@@ -345,8 +345,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_drift(args) -> int:
-    from .drift import DriftDetector, generate
+    from .drift import DriftDetector
     from .languages import get_language
+    from .modeling import generate
 
     language = get_language(args.language)
     if args.model:
@@ -388,7 +389,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from .memory_plan import plan_memory
+    from .planning import plan_memory
     from .study import resolve_recipe
 
     spec: Any = args.recipe

@@ -1,5 +1,13 @@
 """Error types a user can meet. Plain ``ValueError``/``FileNotFoundError`` are used where they fit;
-these cover the cases that need their own name so callers can catch them."""
+these cover the cases that need their own name so callers can catch them. All derive from
+``LowresAdaptError``, so one ``except`` catches every error of the library's own.
+
+Example::
+
+    >>> import lowres_adapt as la
+    >>> issubclass(la.StudyConfigError, la.LowresAdaptError) and issubclass(la.StudyConfigError, ValueError)
+    True
+"""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ from importlib import resources
 
 from ._utils import did_you_mean
 
-_KNOWN_SCRIPTS = ("Cyrillic", "Latin", "Arabic", "Greek", "Georgian", "Armenian", "Mongolian", "Other")
+# Scripts as Unicode names them (the first word of a letter's name); "Other" for every other script.
+SCRIPTS = ("Cyrillic", "Latin", "Arabic", "Greek", "Georgian", "Armenian", "Mongolian", "Other")
 
 
 def _read_sample(code: str) -> str | None:
@@ -46,7 +47,7 @@ class LanguageProfile:
 
     code: str = field(metadata={"help": "Short code used everywhere in the library, usually ISO 639-1 ('ba')."})
     name: str = field(metadata={"help": "English name of the language ('Bashkir')."})
-    script: str = field(default="Cyrillic", metadata={"help": f"Main script; one of {_KNOWN_SCRIPTS}."})
+    script: str = field(default="Cyrillic", metadata={"help": f"Main script; one of {SCRIPTS}."})
     special_letters: str = field(
         default="",
         metadata={"help": "Lower-case letters that distinguish the language from its script's majority "
@@ -71,10 +72,10 @@ class LanguageProfile:
             raise ValueError(f"LanguageProfile.code must be a non-empty code without spaces, got {self.code!r}")
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"LanguageProfile.name must be a non-empty string, got {self.name!r}")
-        if self.script not in _KNOWN_SCRIPTS:
+        if self.script not in SCRIPTS:
             raise ValueError(
-                f"LanguageProfile.script={self.script!r} is not known{did_you_mean(self.script, _KNOWN_SCRIPTS)}; "
-                f"use one of {_KNOWN_SCRIPTS}"
+                f"LanguageProfile.script={self.script!r} is not known{did_you_mean(self.script, SCRIPTS)}; "
+                f"use one of {SCRIPTS}"
             )
         letters = unicodedata.normalize("NFC", self.special_letters or "").lower()
         letters = "".join(dict.fromkeys(c for c in letters if not c.isspace()))  # dedupe, keep order

@@ -1,4 +1,13 @@
-"""Adaptation recipes: full fine-tuning, LoRA (DoRA, rsLoRA, PiSSA, LoRA+) and QLoRA on ``transformers.Trainer``.
+"""Recipes: how a model is adapted and trained. Full fine-tuning, LoRA (DoRA, rsLoRA, PiSSA, LoRA+), QLoRA
+(LoRA on a 4-bit NF4 base) and staged adaptation (stages of those, with vocabulary extension and
+instruction tuning), all on ``transformers.Trainer``.
+
+Modules: ``base`` (``AdaptationRecipe``: config, ``prepare``, ``train``), ``full``, ``lora``, ``staged``,
+``_targets`` (which modules get adapters), ``_trainer`` (Trainer glue, callbacks, the collator) and
+``_step_memory`` (the measured memory of a training step, recorded in every run). A new recipe is a
+subclass of ``AdaptationRecipe`` with a ``name``; defining it registers it for ``from_dict``.
+
+This concept imports ``drift``, ``evaluation``, ``tokenization``, ``modeling`` and ``data`` below it.
 
 Example::
 
@@ -16,13 +25,17 @@ from ._targets import find_target_modules
 from .base import AdaptationRecipe, TrainingRun
 from .full import FullFineTuning
 from .lora import LoRA, QLoRA
+from .staged import Stage, StagedRecipe, build_instruction_dataset
 
 __all__ = [
     "AdaptationRecipe",
     "FullFineTuning",
     "LoRA",
     "QLoRA",
+    "Stage",
+    "StagedRecipe",
     "TrainingRun",
+    "build_instruction_dataset",
     "count_parameters_for",
     "find_target_modules",
 ]
@@ -53,7 +66,7 @@ def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> d
     if isinstance(config_or_model_id, PretrainedConfig):
         config = config_or_model_id
     else:
-        from ._loading import resolve_model
+        from ..modeling import resolve_model
 
         spec = str(config_or_model_id)
         try:

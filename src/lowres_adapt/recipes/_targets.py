@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ._loading import is_peft
+from ..modeling import is_peft
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,7 @@ from typing import Any
 
 from .._utils import did_you_mean
 from ..errors import TrainingDivergedError
-from ._loading import training_device
-from ._packing import PadCollator
+from ..modeling import training_device
 
 logger = logging.getLogger(__name__)
 
@@ -225,13 +224,34 @@ def build_trainer(model, tokenizer, train_ds, eval_ds, opts: TrainOptions, outpu
         **{"dataloader_pin_memory": training_device() == "cuda", "use_cpu": training_device() == "cpu",
            **opts.extra},
     )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     cb = _callback_class()()
     return Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-        data_collator=PadCollator(pad, always_mask=not packed), processing_class=tokenizer,
+        data_collator=collator(tokenizer, packed), processing_class=tokenizer,
         callbacks=[cb, *(callbacks or [])], optimizers=(optimizer, None),
     )
+
+
+def collator(tokenizer, packed: bool):
+    """The batch builder: packed blocks (all ``block_size`` long) are stacked as they are, with the inputs
+    as labels; examples of any length go through transformers' ``DataCollatorForSeq2Seq`` (inputs padded
+    with the pad token, labels with -100, an attention mask over the real tokens)."""
+    from transformers import DataCollatorForSeq2Seq
+
+    if packed:
+        return _stack_blocks
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token first")
+        tokenizer.pad_token = tokenizer.eos_token
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+
+
+def _stack_blocks(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    import torch
+
+    ids = torch.tensor([list(e["input_ids"]) for e in examples], dtype=torch.long)
+    return {"input_ids": ids, "labels": ids.clone()}
 
 
 # ------------------------------------------------------------------------------------ metrics

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import _plan_measure
 from .._utils import atomic_write_json, did_you_mean, library_versions
-from . import _loading, _packing, _trainer
+from ..data import packing
+from ..modeling import loading
+from . import _step_memory, _trainer
 
 logger = logging.getLogger(__name__)
 
@@ -32,21 +33,13 @@ logger = logging.getLogger(__name__)
 _REGISTRY: dict[str, type[AdaptationRecipe]] = {}
 
 
-# Recipes defined in modules that import this package (so they cannot be imported from here at load
-# time): their module is imported on first use of the name, which registers the class.
-_DEFINED_ELSEWHERE = {"staged": "lowres_adapt.stages"}
-
-
 def _registered(name: str):
-    if name not in _REGISTRY and name in _DEFINED_ELSEWHERE:
-        import importlib
-
-        importlib.import_module(_DEFINED_ELSEWHERE[name])
+    # every recipe module is imported by ``lowres_adapt.recipes``, which runs before this module is used
     return _REGISTRY.get(name)
 
 
 def _known() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_DEFINED_ELSEWHERE))
+    return sorted(_REGISTRY)
 
 
 @dataclass
@@ -175,15 +168,15 @@ class AdaptationRecipe:
             >>> la.LoRA(r=4).count_parameters(model)["trainable"]
             2048
         """
-        source = _loading.resolve_model(model, tokenizer)
+        source = loading.resolve_model(model, tokenizer)
         if self._quantize():
-            _loading.require_4bit(source)
+            loading.require_4bit(source)
         if gradient_checkpointing is None:
             gradient_checkpointing = self._default_checkpointing()
         return self._prepare(source, dtype=dtype, gradient_checkpointing=gradient_checkpointing)
 
-    def _prepare(self, source: _loading.ModelSource, *, dtype: str | None, gradient_checkpointing: bool):
-        loaded = _loading.load_model(source, quantization=self._quantization(), dtype=dtype, adapters=self._adapters)
+    def _prepare(self, source: loading.ModelSource, *, dtype: str | None, gradient_checkpointing: bool):
+        loaded = loading.load_model(source, quantization=self._quantization(), dtype=dtype, adapters=self._adapters)
         model = self._adapt(loaded, gradient_checkpointing=gradient_checkpointing)
         return model, source.tokenizer
 
@@ -301,25 +294,25 @@ class AdaptationRecipe:
             raise ValueError(f"merge_adapter=True needs an adapter recipe (LoRA/QLoRA), not {type(self).__name__}")
 
         # Everything that can fail on bad input happens before any weights load or training starts.
-        source = _loading.resolve_model(model, tokenizer)
-        _loading.check_block_size(source.config, block_size)
+        source = loading.resolve_model(model, tokenizer)
+        loading.check_block_size(source.config, block_size)
         if self._quantize():
-            _loading.require_4bit(source)
+            loading.require_4bit(source)
             if merge_adapter and source.path is None:
                 raise ValueError("merge_adapter=True with QLoRA reloads the base in full precision to merge "
                                  "into: pass the model's folder or hub id rather than a loaded model")
         output_dir = _trainer.make_output_dir(output_dir)
         tok = source.tokenizer
-        context = _loading.context_length(source.config)
+        context = loading.context_length(source.config)
         if train_dataset is not None:
-            train_ds, train_stats = _packing.as_dataset(train_dataset, "train_dataset", context), None
+            train_ds, train_stats = packing.as_dataset(train_dataset, "train_dataset", context), None
         else:
-            train_ds, train_stats = _packing.pack_texts(tok, train_texts, block_size, "train_texts")
+            train_ds, train_stats = packing.pack_texts(tok, train_texts, block_size, "train_texts")
         eval_ds = eval_stats = None
         if eval_dataset is not None:
-            eval_ds = _packing.as_dataset(eval_dataset, "eval_dataset", context)
+            eval_ds = packing.as_dataset(eval_dataset, "eval_dataset", context)
         elif eval_texts is not None:
-            eval_ds, eval_stats = _packing.pack_texts(tok, eval_texts, block_size, "eval_texts")
+            eval_ds, eval_stats = packing.pack_texts(tok, eval_texts, block_size, "eval_texts")
         _trainer.check_resume(resume_from_checkpoint, output_dir)
 
         _trainer.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
@@ -329,8 +322,8 @@ class AdaptationRecipe:
             state["pissa_init"] = _trainer.save_pissa_init(model, output_dir)
         optimizer = self._optimizer(model, learning_rate, weight_decay)
         # tensor memory at the peak of one steady optimizer step (the second; the first if there is one),
-        # the number a memory plan predicts (see lowres_adapt._plan_measure)
-        step_memory = _plan_measure.step_memory_callback(1 if max_steps > 1 else 0)
+        # the number a memory plan predicts (see recipes/_step_memory.py)
+        step_memory = _step_memory.step_memory_callback(1 if max_steps > 1 else 0)
         trainer = _trainer.build_trainer(
             model, tok, train_ds, eval_ds, opts, output_dir, optimizer=optimizer,
             callbacks=[*callbacks, step_memory], packed=train_stats is not None,
@@ -373,7 +366,7 @@ class AdaptationRecipe:
             "peak_memory_kind": peak_kind,
             "step_peak_memory_bytes": step_peak.get("bytes"),
             "step_peak_memory_kind": step_peak.get("kind"),
-            "dtype": dtype or (_loading.default_dtype(self._quantize(), self._adapters) if source.model is None
+            "dtype": dtype or (loading.default_dtype(self._quantize(), self._adapters) if source.model is None
                                else str(next(model.parameters()).dtype).removeprefix("torch.")),
             "optimizer": "custom" if optimizer is not None else str(getattr(trainer.args.optim, "value",
                                                                             trainer.args.optim)),

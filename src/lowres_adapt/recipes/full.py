@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import _loading, _targets
+from ..modeling import loading
+from . import _targets
 from .base import AdaptationRecipe
 
 
@@ -38,7 +39,7 @@ class FullFineTuning(AdaptationRecipe):
             raise ValueError(f"frozen_modules must be non-empty module names, got {bad!r}")
 
     def _adapt(self, model, *, gradient_checkpointing: bool = False, for_counting: bool = False) -> Any:
-        if _loading.is_peft(model):
+        if loading.is_peft(model):
             raise ValueError("FullFineTuning got a PeftModel; merge its adapter first (model.merge_and_unload()) "
                              "or keep training the adapter with LoRA")
         if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
@@ -50,6 +51,6 @@ class FullFineTuning(AdaptationRecipe):
         for name, param in model.named_parameters():
             param.requires_grad = not any(name.startswith(p) for p in frozen_prefixes)
         if gradient_checkpointing and not for_counting:
-            _loading.enable_checkpointing(model)
+            loading.enable_checkpointing(model)
         model.train()
         return model

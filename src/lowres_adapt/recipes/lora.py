@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import did_you_mean
-from . import _loading, _targets
+from ..modeling import loading
+from . import _targets
 from .base import AdaptationRecipe
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class LoRA(AdaptationRecipe):
     def _adapt(self, model, *, gradient_checkpointing: bool = False, for_counting: bool = False) -> Any:
         from peft import LoraConfig, get_peft_model
 
-        if _loading.is_peft(model):
+        if loading.is_peft(model):
             return self._continue(model, gradient_checkpointing)
         if getattr(model, "is_loaded_in_4bit", False) and not for_counting:
             from peft import prepare_model_for_kbit_training
@@ -164,7 +165,7 @@ class LoRA(AdaptationRecipe):
         )
         model = get_peft_model(model, config)
         if gradient_checkpointing and not for_counting:
-            _loading.enable_checkpointing(model)
+            loading.enable_checkpointing(model)
         model.train()
         return model
 
@@ -180,7 +181,7 @@ class LoRA(AdaptationRecipe):
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(f"the PeftModel's adapter {adapter!r} has no parameters to train")
         if gradient_checkpointing:
-            _loading.enable_checkpointing(model)
+            loading.enable_checkpointing(model)
         model.train()
         return model
 
@@ -217,10 +218,10 @@ class LoRA(AdaptationRecipe):
             # Merging into 4-bit weights would round the update away: reload the base in full precision.
             from peft import PeftModel
 
-            source: _loading.ModelSource = state["source"]
-            plain = _loading.ModelSource(name=source.name, config=source.config, tokenizer=source.tokenizer,
+            source: loading.ModelSource = state["source"]
+            plain = loading.ModelSource(name=source.name, config=source.config, tokenizer=source.tokenizer,
                                        path=source.path)
-            base = _loading.load_model(plain, quantization=None, dtype=state.get("dtype") or "float32",
+            base = loading.load_model(plain, quantization=None, dtype=state.get("dtype") or "float32",
                                      adapters=False)
             merged = PeftModel.from_pretrained(base, str(output_dir)).merge_and_unload()
         else:

@@ -1,0 +1,19 @@
+"""Study: a resumable grid of models x recipes x seeds, with its inputs (``_inputs``), the overridable
+steps of one run (``_steps``), the run-folder protocol (``_folder``) and the reports (``report``, with
+``_rows`` and ``_plots``).
+
+This concept is the top of the library below the CLI: it may import every other concept, and none
+imports it.
+
+Example::
+
+    >>> from lowres_adapt import study
+    >>> study.resolve_recipe("qlora").name
+    'qlora'
+"""
+
+from ._inputs import corpus_splits, load_parallel_file, resolve_recipe
+from .report import StudyResults
+from .study import Study
+
+__all__ = ["Study", "StudyResults", "corpus_splits", "load_parallel_file", "resolve_recipe"]
