@@ -215,3 +215,10 @@ def test_documented_module_paths_resolve(path):
     for part in path.split("."):
         obj = getattr(obj, part)
     assert obj is not None
+
+
+def test_test_only_helpers_stay_out_of_the_package():
+    # the real-step measurement serves the planner's tests and benchmark; no user-facing function needs it
+    shipped = [p.name for p in PKG.rglob("*.py") if "def measure_training_step" in p.read_text(encoding="utf-8")]
+    assert not shipped
+    assert "def measure_training_step" in (PKG.parents[1] / "benchmarks" / "_step_measure.py").read_text()
