@@ -66,7 +66,7 @@ class FakeStudy(Study):
             "train_tokens": 64, "tokens_per_second": 123.0 + spec.seed, "peak_memory_bytes": 2**20,
             "wall_seconds": 0.5})
 
-    def _load_model(self, model_path):
+    def _load_model(self, model_path, load=None):
         if model_path in self.fail_models:
             raise OSError(f"cannot load model {model_path!r}")
         return SimpleNamespace(name=model_path, recipe="base", seed=0, parameters=lambda: []), None

@@ -221,13 +221,18 @@ class PerplexityEvaluator:
         texts: Iterable[str] | None = None,
         *,
         ids: Sequence[Any] | None = None,
+        load: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
     ) -> PerplexityResult:
         """A :class:`PerplexityResult` for ``texts`` under ``model``.
 
-        ``model``: a ``transformers`` causal LM (plain, PEFT-wrapped or 4-bit), or a path / hub id to
-        load (a PEFT adapter folder loads with its base model). ``tokenizer``: a tokenizer, a path, or
-        ``None`` to load it from ``model``'s path. ``texts``: any iterable of strings, streamed in chunks.
-        ``ids``: optional document ids for ``per_document`` (default: the index).
+        ``model``: a ``transformers`` causal LM (plain, PEFT-wrapped or 4-bit), or a path / hub id /
+        ``sample:`` name to load (a PEFT adapter folder loads with its base model). ``tokenizer``: a
+        tokenizer, a path, or ``None`` to load it from ``model``'s path. ``texts``: any iterable of strings,
+        streamed in chunks. ``ids``: optional document ids for ``per_document`` (default: the index).
+        A path loads through the library's one loader (``lowres_adapt.modeling.load_for_inference``): on
+        the GPU when there is one, in ``load`` (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"nf4"``; default bf16/fp16
+        on a GPU, fp32 on CPU), with ``model_kwargs`` (``revision``, ``attn_implementation``, ...) passed on.
 
         >>> import lowres_adapt as la
         >>> tok = la.train_tokenizer(["ҡыҙ бала, малай"] * 20, vocab_size=270)
@@ -244,7 +249,7 @@ class PerplexityEvaluator:
             raise ValueError("evaluate needs texts: evaluate(model, tokenizer, texts)")
         if isinstance(texts, str):
             raise ValueError("texts must be an iterable of documents, got one str; wrap it: [text]")
-        model, tokenizer = _resolve_model(model, tokenizer)
+        model, tokenizer = _resolve_model(model, tokenizer, load, model_kwargs)
         prefix_id = prefix_token_id(tokenizer)
         max_length = self._max_length(model, tokenizer)
         stride = self.stride
@@ -404,35 +409,16 @@ def _chunks(iterator: Iterator[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def _resolve_model(model: Any, tokenizer: Any) -> tuple[Any, Any]:
+def _resolve_model(model: Any, tokenizer: Any, load: str | None, model_kwargs: dict | None) -> tuple[Any, Any]:
     """Load ``model`` / ``tokenizer`` when they are paths or hub ids; check the tokenizer is there."""
-    from ..data import resolve_sample
+    from ..modeling import load_for_inference
 
-    model, tokenizer = resolve_sample(model), resolve_sample(tokenizer)
-    if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if os.path.exists(os.path.join(path, "adapter_config.json")):
-            from peft import AutoPeftModelForCausalLM
-
-            model = AutoPeftModelForCausalLM.from_pretrained(path)
-            if tokenizer is None and not os.path.exists(os.path.join(path, "tokenizer_config.json")):
-                tokenizer = model.peft_config["default"].base_model_name_or_path
-        else:
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(path)
-        if tokenizer is None:
-            tokenizer = path
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer))
-    if tokenizer is None:
+    if tokenizer is None and not isinstance(model, (str, os.PathLike)):
         raise ValueError("evaluate needs a tokenizer when model is a model object: "
                          "evaluate(model, tokenizer, texts)")
-    if not callable(tokenizer):
+    if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)) and not callable(tokenizer):
         raise ValueError(f"tokenizer must be a transformers tokenizer or a path, got {type(tokenizer).__name__}")
-    return model, tokenizer
+    return load_for_inference(model, tokenizer, load=load, model_kwargs=model_kwargs)
 
 
 def _name_of(obj: Any) -> str | None:

@@ -21,11 +21,15 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     batch_size: int = 8,
+    load: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
     **generate_kwargs: Any,
 ) -> list[str]:
     """Returns the continuation (prompt not included) of each prompt, generated in batches.
 
-    ``model`` is a causal LM (plain or PEFT) or a path to one (then ``tokenizer`` may be None). Prompts are
+    ``model`` is a causal LM (plain or PEFT) or a path, hub id or ``sample:`` name (then ``tokenizer`` may
+    be None); a path loads through the library's one loader (``load_for_inference``: on the GPU when there
+    is one, in ``load``, with ``model_kwargs`` passed on), as the evaluator does. Prompts are
     left-padded inside each batch (the tokenizer is not modified). Greedy by default; ``do_sample=True``
     samples with ``temperature`` and ``top_p`` (no top-k cut unless you pass ``top_k=``). The global torch
     random state is set from ``seed`` for the call and restored afterwards, so the same seed and
@@ -42,20 +46,6 @@ def generate(
     """
     import torch
 
-    from ..data import resolve_sample
-
-    model, tokenizer = resolve_sample(model), resolve_sample(tokenizer)
-    if isinstance(model, (str, os.PathLike)):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(model)
-        model = AutoModelForCausalLM.from_pretrained(model)
-    if tokenizer is None:
-        raise ValueError("generate() needs a tokenizer when model is a model object; pass the model's tokenizer")
-    if isinstance(tokenizer, (str, os.PathLike)):
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     for i, p in enumerate(prompts):
         if not isinstance(p, str) or not p.strip():
@@ -68,6 +58,11 @@ def generate(
         raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if tokenizer is None and not isinstance(model, (str, os.PathLike)):
+        raise ValueError("generate() needs a tokenizer when model is a model object; pass the model's tokenizer")
+    from .loading import load_for_inference
+
+    model, tokenizer = load_for_inference(model, tokenizer, load=load, model_kwargs=model_kwargs)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad_id is None:
         raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token first")

@@ -1,6 +1,21 @@
-"""Where a recipe's model comes from and how it loads: model sources (path, hub id, PEFT adapter folder,
-model object), context length, the training device, the 4-bit availability check, dtypes and
-gradient checkpointing. Shared by every recipe so FullFineTuning, LoRA and QLoRA load alike."""
+"""The one place models load: model sources (path, hub id, PEFT adapter folder, ``sample:`` name, model
+object), the dtype / device / quantization policy, pass-through loading options, context length, the
+4-bit availability check and gradient checkpointing. Recipes, the evaluator, ``generate``, the study and
+the CLI all load through here, so one question gets one answer whichever door it comes in by.
+
+The policy (docs/recipes.md, "How models load"):
+
+- a base loads as ``"fp32"`` on CPU; on a GPU, adapter recipes (LoRA) load it in ``"bf16"`` where the
+  GPU has bfloat16 and ``"fp16"`` where it does not; full fine-tuning keeps ``"fp32"`` master weights
+  (Trainer trains under bf16/fp16 autocast); QLoRA loads the ``"nf4"`` base (compute in bf16/fp16 on a
+  GPU, fp32 on CPU);
+- evaluation and generation of a model path load it as its runs would (``load=``), else in bf16/fp16 on
+  a GPU and fp32 on CPU, on the GPU when there is one, with ``device_map="auto"`` when the weights do not
+  fit on one device;
+- ``model_kwargs`` pass through to ``from_pretrained`` (``revision``, ``attn_implementation``,
+  ``device_map``, ``low_cpu_mem_usage``, ``trust_remote_code``, ...); remote code stays off unless the user
+  turns it on.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +23,25 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._utils import config_context_length
 from ..errors import QuantizationUnavailableError
+from .policy import (
+    _DTYPE_OF_LOAD,
+    _LOAD_OF_DTYPE,
+    _QUANTIZED_LOADS,
+    BASE_LOADS,
+    QLORA_QUANTIZATION,
+    compute_dtype,
+    default_dtype,
+    default_inference_load,
+    inference_device_map,
+    local_cuda_index,
+    training_device,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +62,54 @@ def is_hub_id(spec: str) -> bool:
     return bool(_HUB_ID.match(spec)) and not spec.startswith((".", "~"))
 _DTYPES = ("float32", "bfloat16", "float16")
 
+# Options passed through to ``from_pretrained``; the ones in _HUB_OPTIONS also reach the config and tokenizer.
+MODEL_KWARGS = ("revision", "attn_implementation", "device_map", "low_cpu_mem_usage", "trust_remote_code",
+                "cache_dir", "token", "local_files_only", "subfolder", "max_memory", "offload_folder")
+_HUB_OPTIONS = ("revision", "trust_remote_code", "cache_dir", "token", "local_files_only", "subfolder")
+_OWNED_BY_LIBRARY = {
+    "dtype": "pass load='bf16'/'fp16'/'fp32' (evaluation, generation) or dtype= (recipes)",
+    "torch_dtype": "pass load='bf16'/'fp16'/'fp32' (evaluation, generation) or dtype= (recipes)",
+    "quantization_config": "use la.QLoRA (training) or load='nf4' (evaluation, generation)",
+    "load_in_4bit": "use la.QLoRA (training) or load='nf4' (evaluation, generation)",
+    "load_in_8bit": "8-bit bases are not supported; use load='nf4' or a full-precision load",
+}
+
+
+def check_model_kwargs(model_kwargs) -> dict[str, Any]:
+    """Returns ``model_kwargs`` as a dict, checked: only the pass-through options of ``MODEL_KWARGS``.
+
+    Example::
+
+        >>> from lowres_adapt.modeling import check_model_kwargs
+        >>> check_model_kwargs({"revision": "main", "attn_implementation": "sdpa"})
+        {'revision': 'main', 'attn_implementation': 'sdpa'}
+        >>> check_model_kwargs({"atn_implementation": "sdpa"})
+        Traceback (most recent call last):
+        ...
+        ValueError: model_kwargs has unknown option 'atn_implementation' (did you mean 'attn_implementation'?); ...
+    """
+    from .._utils import did_you_mean
+
+    if model_kwargs is None:
+        return {}
+    if not isinstance(model_kwargs, dict):
+        raise TypeError(f"model_kwargs must be a dict of from_pretrained options, got {type(model_kwargs).__name__}")
+    for key in model_kwargs:
+        if key in _OWNED_BY_LIBRARY:
+            raise ValueError(f"model_kwargs cannot set {key!r}: the library sets it from the recipe; "
+                             f"{_OWNED_BY_LIBRARY[key]}")
+        if key not in MODEL_KWARGS:
+            raise ValueError(f"model_kwargs has unknown option {key!r}{did_you_mean(key, MODEL_KWARGS)}; "
+                             f"the options passed through to from_pretrained are {list(MODEL_KWARGS)}")
+    trc = model_kwargs.get("trust_remote_code", False)
+    if not isinstance(trc, bool):
+        raise ValueError(f"model_kwargs['trust_remote_code'] must be True or False, got {trc!r}")
+    return dict(model_kwargs)
+
+
+def _hub_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in _HUB_OPTIONS}
+
 # ------------------------------------------------------------------------------------ model sources
 @dataclass
 class ModelSource:
@@ -45,6 +121,7 @@ class ModelSource:
     path: str | None = None  # base model folder or hub id; None for an in-memory model
     model: Any = None  # an already-loaded model
     adapter_path: str | None = None  # PEFT adapter folder to continue training
+    options: dict[str, Any] = field(default_factory=dict)  # checked model_kwargs for from_pretrained
 
     @property
     def has_adapter(self) -> bool:
@@ -56,25 +133,42 @@ class ModelSource:
         return bool(getattr(base, "is_loaded_in_4bit", False))
 
 
-def resolve_model(model, tokenizer=None) -> ModelSource:
-    """Returns a ``ModelSource`` for a folder, hub id, adapter folder or loaded model (no weights loaded)."""
+def resolve_model(model, tokenizer=None, *, model_kwargs: dict[str, Any] | None = None,
+                  require_eos: bool = True) -> ModelSource:
+    """Returns a ``ModelSource`` for a folder, hub id, adapter folder, ``sample:`` name or loaded model.
+
+    Reads the config and the tokenizer, no weights; ``model_kwargs`` are checked here (before anything
+    loads) and kept for ``load_model``. Training needs an EOS token to join documents (``require_eos``).
+
+    Example::
+
+        >>> from lowres_adapt import modeling
+        >>> src = modeling.resolve_model("sample:mini-gpt2-ru", model_kwargs={"low_cpu_mem_usage": True})
+        >>> src.config.model_type, src.options
+        ('gpt2', {'low_cpu_mem_usage': True})
+    """
     from transformers import PreTrainedModel
 
+    options = check_model_kwargs(model_kwargs)
     if isinstance(model, (str, os.PathLike)):
         from ..data import resolve_sample
 
-        return _resolve_path(str(resolve_sample(model)), resolve_sample(tokenizer))
+        source = _resolve_path(str(resolve_sample(model)), resolve_sample(tokenizer), options, require_eos)
+        source.options = options
+        return source
     if is_peft(model) or isinstance(model, PreTrainedModel):
         if tokenizer is None:
             raise ValueError(f"a loaded {type(model).__name__} needs its tokenizer: pass tokenizer=...")
-        tokenizer = _load_tokenizer(tokenizer)
+        tokenizer = _load_tokenizer(tokenizer, options, require_eos)
         base = model.get_base_model() if is_peft(model) else model
         name = getattr(base.config, "_name_or_path", "") or type(base).__name__
+        if options:
+            logger.warning("model_kwargs %s ignored: the model was passed already loaded", sorted(options))
         return ModelSource(name=name, config=base.config, tokenizer=tokenizer, model=model)
     raise TypeError(f"model must be a folder, a hub id, a PreTrainedModel or a PeftModel, got {type(model).__name__}")
 
 
-def _resolve_path(spec: str, tokenizer) -> ModelSource:
+def _resolve_path(spec: str, tokenizer, options: dict[str, Any], require_eos: bool = True) -> ModelSource:
     from transformers import AutoConfig
 
     path = Path(spec).expanduser()
@@ -88,34 +182,35 @@ def _resolve_path(spec: str, tokenizer) -> ModelSource:
                 raise ValueError(f"adapter folder {spec!r} does not name its base model "
                                  "(base_model_name_or_path in adapter_config.json)")
             has_tok = (path / "tokenizer_config.json").is_file()
-            src = _resolve_path(base, tokenizer if tokenizer is not None else (str(path) if has_tok else None))
+            src = _resolve_path(base, tokenizer if tokenizer is not None else (str(path) if has_tok else None),
+                                options, require_eos)
             src.adapter_path, src.name = str(path), f"{src.name} + adapter {spec}"
             return src
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model folder {spec!r} has no config.json (nor adapter_config.json); "
                                     "pass a folder written by save_pretrained")
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **_hub_options(options))
     elif path.exists():
         raise FileNotFoundError(f"model path {spec!r} is a file; pass the model's folder")
     elif is_hub_id(spec):
         try:
-            config = AutoConfig.from_pretrained(spec)
+            config = AutoConfig.from_pretrained(spec, **_hub_options(options))
         except OSError as exc:
             raise FileNotFoundError(f"model {spec!r} is not a local folder and could not be loaded as a hub id "
                                     f"({exc}); check the path, or go online for hub models") from exc
     else:
         raise FileNotFoundError(f"model path {spec!r} does not exist; pass a folder written by save_pretrained "
                                 "or a hub id such as 'gpt2'")
-    tok = _load_tokenizer(tokenizer if tokenizer is not None else spec)
+    tok = _load_tokenizer(tokenizer if tokenizer is not None else spec, options, require_eos)
     return ModelSource(name=spec, config=config, tokenizer=tok, path=spec)
 
 
-def _load_tokenizer(tokenizer):
+def _load_tokenizer(tokenizer, options: dict[str, Any] | None = None, require_eos: bool = True):
     if isinstance(tokenizer, (str, os.PathLike)):
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
-    if tokenizer.eos_token_id is None:
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer), **_hub_options(options or {}))
+    if require_eos and tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer {type(tokenizer).__name__} has no EOS token to join documents with; "
                          "set tokenizer.eos_token first")
     return tokenizer
@@ -140,17 +235,6 @@ def check_block_size(config, block_size: int) -> None:
     if ctx is not None and block_size > ctx:
         raise ValueError(f"block_size={block_size} is larger than the model's context of {ctx} tokens; "
                          f"use block_size <= {ctx}")
-
-
-def training_device() -> str:
-    """The device Trainer will use: "cuda" when a GPU is visible, else "cpu" (or "mps")."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def require_4bit(source: ModelSource) -> None:
@@ -180,7 +264,8 @@ def _bnb_unavailable_reason(device: str) -> str | None:
             import bitsandbytes.functional as bnbf
             import torch
 
-            x = torch.randn(64, 64, device=device)
+            where = f"cuda:{local_cuda_index()}" if device == "cuda" else device
+            x = torch.randn(64, 64, device=where)
             packed, state = bnbf.quantize_4bit(x, quant_type="nf4")
             err = (bnbf.dequantize_4bit(packed, state) - x).abs().max().item()
             if not math.isfinite(err) or err > 1.0:
@@ -193,18 +278,40 @@ def _bnb_unavailable_reason(device: str) -> str | None:
     return reason
 
 
-def default_dtype(quantize: bool, adapters: bool) -> str:
-    """float32 on CPU; on a bf16 GPU a bf16 base for adapter recipes (frozen weights) and QLoRA compute."""
-    import torch
+def base_load_of(model) -> str:
+    """Returns how ``model``'s base weights are held: ``"nf4"`` for a 4-bit base, else its float dtype
+    (``"fp32"``, ``"bf16"``, ``"fp16"``).
 
-    if training_device() == "cuda" and torch.cuda.is_bf16_supported() and (quantize or adapters):
-        return "bfloat16"
-    return "float32"
+    Example::
+
+        >>> import torch, transformers
+        >>> from lowres_adapt.modeling import base_load_of
+        >>> cfg = transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10)
+        >>> base_load_of(transformers.GPT2LMHeadModel(cfg).to(torch.bfloat16))
+        'bf16'
+    """
+    base = model.get_base_model() if is_peft(model) else model
+    if getattr(base, "is_loaded_in_4bit", False):
+        qc = getattr(base.config, "quantization_config", None)
+        quant = qc.get("bnb_4bit_quant_type") if isinstance(qc, dict) else getattr(qc, "bnb_4bit_quant_type", None)
+        return str(quant or "nf4")
+    dtype = str(getattr(base, "dtype", "torch.float32")).replace("torch.", "")
+    return _LOAD_OF_DTYPE.get(dtype, dtype)
+
+
+def _quantization_config(quantization: dict[str, Any], torch_dtype):
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type=quantization["quant_type"],
+        bnb_4bit_use_double_quant=quantization["double_quant"], bnb_4bit_compute_dtype=torch_dtype,
+    )
 
 
 def load_model(source: ModelSource, *, quantization: dict[str, Any] | None, dtype: str | None, adapters: bool):
-    """Returns the model of ``source``: the loaded object, or weights read from the folder/hub id, in 4 bits
-    when ``quantization`` is given (bitsandbytes NF4 settings), with the adapter folder attached."""
+    """Returns the model of ``source`` for training: the loaded object, or weights read from the folder/hub
+    id under the policy (``default_base_load``), in 4 bits when ``quantization`` is given (bitsandbytes NF4
+    settings), with ``source.options`` passed through and the adapter folder attached (trainable)."""
     import torch
 
     if source.model is not None:
@@ -215,18 +322,11 @@ def load_model(source: ModelSource, *, quantization: dict[str, Any] | None, dtyp
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {_DTYPES} or None, got {dtype!r}")
     torch_dtype = getattr(torch, dtype)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    kwargs: dict[str, Any] = {**source.options, "dtype": torch_dtype}
     if quantization is not None:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=quantization["quant_type"],
-            bnb_4bit_use_double_quant=quantization["double_quant"], bnb_4bit_compute_dtype=torch_dtype,
-        )
-        if training_device() == "cuda":
-            from accelerate import PartialState
-
-            kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per process
+        kwargs["quantization_config"] = _quantization_config(quantization, torch_dtype)
+        if training_device() == "cuda" and "device_map" not in kwargs:
+            kwargs["device_map"] = {"": local_cuda_index()}  # one full copy per process
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
@@ -237,6 +337,58 @@ def load_model(source: ModelSource, *, quantization: dict[str, Any] | None, dtyp
 
         model = PeftModel.from_pretrained(model, source.adapter_path, is_trainable=True)
     return model
+
+
+def load_for_inference(model, tokenizer=None, *, load: str | None = None,
+                       model_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """Returns ``(model, tokenizer)`` ready to evaluate or generate, loaded under the library's policy.
+
+    ``model``: a folder, hub id, adapter folder (its base loads, then the adapter), ``sample:`` name, or a
+    loaded model (returned as it is; then ``tokenizer`` is required). ``load``: ``"fp32"``, ``"bf16"``,
+    ``"fp16"``, or ``"nf4"`` (the 4-bit base QLoRA trains on; ``"fp4"`` likewise); ``None`` for ``default_inference_load``.
+    On a GPU the model goes to this process's GPU, or is spread with ``device_map="auto"`` when its
+    weights do not fit there; ``model_kwargs`` (``revision``, ``attn_implementation``, ``device_map``,
+    ``trust_remote_code``, ...) pass through.
+
+    Example::
+
+        >>> from lowres_adapt.modeling import load_for_inference, base_load_of
+        >>> model, tok = load_for_inference("sample:mini-gpt2-ru")
+        >>> base_load_of(model), model.training
+        ('fp32', False)
+    """
+    import torch
+
+    if load is not None and load not in BASE_LOADS:
+        from .._utils import did_you_mean
+
+        raise ValueError(f"load={load!r} is not known{did_you_mean(str(load), BASE_LOADS)}; use one of {BASE_LOADS}")
+    source = resolve_model(model, tokenizer, model_kwargs=model_kwargs, require_eos=False)
+    if source.model is not None:
+        return source.model, source.tokenizer
+    device = training_device()
+    load = load or default_inference_load(device)
+    quantized = load in _QUANTIZED_LOADS
+    if quantized:
+        reason = _bnb_unavailable_reason(device)
+        if reason:
+            raise QuantizationUnavailableError(f"load={load!r} cannot quantize here: {reason}; use load='fp32'")
+    torch_dtype = getattr(torch, compute_dtype(device) if quantized else _DTYPE_OF_LOAD[load])
+    kwargs: dict[str, Any] = {**source.options, "dtype": torch_dtype}
+    if quantized:
+        kwargs["quantization_config"] = _quantization_config({**QLORA_QUANTIZATION, "quant_type": load}, torch_dtype)
+    if device == "cuda" and "device_map" not in kwargs:
+        kwargs["device_map"] = inference_device_map(source.config, load)
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(source.path, **kwargs)
+    if quantized:
+        _disable_cpu_inference_packing(loaded)
+    if source.adapter_path is not None:
+        from peft import PeftModel
+
+        loaded = PeftModel.from_pretrained(loaded, source.adapter_path, is_trainable=False)
+    return loaded.eval(), source.tokenizer
 
 
 def _disable_cpu_inference_packing(model) -> None:

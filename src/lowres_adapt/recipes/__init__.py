@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._targets import find_target_modules
-from .base import AdaptationRecipe, TrainingRun
+from .base import AdaptationRecipe, TrainingRun, meta_model
 from .full import FullFineTuning
 from .lora import LoRA, QLoRA
 from .staged import Stage, StagedRecipe, build_instruction_dataset
@@ -58,8 +58,7 @@ def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> d
         >>> la.count_parameters_for(cfg, la.LoRA(r=8))
         {'trainable': 8192, 'total': 103232}
     """
-    from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+    from transformers import AutoConfig, PretrainedConfig
 
     if not isinstance(recipe, AdaptationRecipe):
         raise TypeError(f"recipe must be an AdaptationRecipe (FullFineTuning, LoRA, QLoRA), got {type(recipe).__name__}")
@@ -73,10 +72,5 @@ def count_parameters_for(config_or_model_id: Any, recipe: AdaptationRecipe) -> d
             config = AutoConfig.from_pretrained(spec)
         except OSError:
             config = resolve_model(spec).config  # raises FileNotFoundError naming the bad path
-    with init_empty_weights():
-        model = AutoModelForCausalLM.from_config(config)
-    # init_empty_weights re-registers parameters after transformers tied them: tie again, or a tied
-    # LM head (GPT-2, most small models) would be counted twice
-    model.tie_weights()
-    model = recipe._adapt(model, for_counting=True)
+    model = recipe._adapt(meta_model(config), for_counting=True)
     return recipe.count_parameters(model)

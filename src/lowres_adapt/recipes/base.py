@@ -150,14 +150,18 @@ class AdaptationRecipe:
         trainer.save_model(str(output_dir))
 
     # ------------------------------------------------------------------------------ public work
-    def prepare(self, model, tokenizer=None, *, dtype: str | None = None, gradient_checkpointing: bool | None = None):
+    def prepare(self, model, tokenizer=None, *, dtype: str | None = None, gradient_checkpointing: bool | None = None,
+                model_kwargs: dict[str, Any] | None = None):
         """Returns ``(model, tokenizer)``: the model adapted by this recipe, ready to train.
 
         ``model`` is a local folder or hub id (the tokenizer is loaded from it), a folder holding a PEFT
         adapter saved by an earlier run (its base is loaded and the adapter continues training), or an
         already-loaded ``PreTrainedModel``/``PeftModel`` (then ``tokenizer=`` is required; a ``PeftModel``
         keeps training its active adapter). ``dtype``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or
-        ``None`` for the recipe's default (float32 on CPU; bf16 base for adapters on a bf16 GPU).
+        ``None`` for the library's policy (``base_load()``: fp32 on CPU; on a GPU a bf16/fp16 base for
+        adapters, fp32 master weights for full fine-tuning, NF4 for QLoRA). ``model_kwargs`` pass through
+        to ``from_pretrained`` (``revision``, ``attn_implementation``, ``device_map``,
+        ``low_cpu_mem_usage``, ``trust_remote_code``; see ``lowres_adapt.modeling.MODEL_KWARGS``).
 
         Example::
 
@@ -168,12 +172,50 @@ class AdaptationRecipe:
             >>> la.LoRA(r=4).count_parameters(model)["trainable"]
             2048
         """
-        source = loading.resolve_model(model, tokenizer)
+        source = loading.resolve_model(model, tokenizer, model_kwargs=model_kwargs)
         if self._quantize():
             loading.require_4bit(source)
+        self.check_architecture(source.config)
         if gradient_checkpointing is None:
             gradient_checkpointing = self._default_checkpointing()
         return self._prepare(source, dtype=dtype, gradient_checkpointing=gradient_checkpointing)
+
+    def base_load(self, dtype: str | None = None) -> str:
+        """Returns how this recipe loads its base on this machine: ``"fp32"``, ``"bf16"``, ``"fp16"``,
+        ``"nf4"`` (or ``"fp4"``), the library's one policy (``lowres_adapt.modeling.default_base_load``) unless
+        ``dtype`` names a float dtype.
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> la.QLoRA(r=8).base_load(), la.FullFineTuning().base_load("bfloat16")
+            ('nf4', 'bf16')
+        """
+        from ..modeling import default_base_load
+
+        quantization = self._quantization()
+        if quantization is not None:
+            return quantization["quant_type"]
+        if dtype is not None:
+            return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(dtype, dtype)
+        return default_base_load(quantize=False, adapters=self._adapters)
+
+    def check_architecture(self, config) -> None:
+        """Raises (with the recipe's own message naming the fix) if this recipe cannot adapt a model of
+        ``config``: target modules it does not have, layers a variant cannot wrap. Builds the model on the
+        meta device from the config alone, so a mistake on a 7B model fails in seconds, before any corpus
+        is tokenized or weight loaded.
+
+        Example::
+
+            >>> import transformers, lowres_adapt as la
+            >>> cfg = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)
+            >>> la.LoRA(target_modules=["q_proj"]).check_architecture(cfg)
+            Traceback (most recent call last):
+            ...
+            ValueError: target_modules ['q_proj'] ...
+        """
+        self._adapt(meta_model(config), for_counting=True)
 
     def _prepare(self, source: loading.ModelSource, *, dtype: str | None, gradient_checkpointing: bool):
         loaded = loading.load_model(source, quantization=self._quantization(), dtype=dtype, adapters=self._adapters)
@@ -225,6 +267,7 @@ class AdaptationRecipe:
         merge_adapter: bool = False,
         report_to: str | list[str] = "none",
         callbacks: Sequence[Any] = (),
+        model_kwargs: dict[str, Any] | None = None,
         **training_args: Any,
     ) -> TrainingRun:
         """Returns a ``TrainingRun`` (model, tokenizer, metrics, output_dir, recipe) after training with
@@ -240,7 +283,10 @@ class AdaptationRecipe:
           ``input_ids`` and optionally ``labels`` (-100 for positions that are not scored) and
           ``attention_mask``. Used as they are (no packing); batches are right-padded, labels with -100.
 
-        Model: a folder, hub id, adapter folder, or loaded model (then ``tokenizer=``); see ``prepare``.
+        Model: a folder, hub id, adapter folder, ``sample:`` name, or loaded model (then ``tokenizer=``);
+        see ``prepare`` (``dtype``, ``model_kwargs``). ``metrics["base_load"]`` records how the base was
+        loaded (``"fp32"``, ``"bf16"``, ``"fp16"``, ``"nf4"``) and ``metrics["model_kwargs"]`` the options
+        passed through (``trust_remote_code`` included, when it was on).
         A ``PeftModel`` that already has an adapter continues training that adapter (staged training).
 
         Training: ``max_steps`` optimizer steps of ``batch_size`` x ``gradient_accumulation_steps``
@@ -294,13 +340,15 @@ class AdaptationRecipe:
             raise ValueError(f"merge_adapter=True needs an adapter recipe (LoRA/QLoRA), not {type(self).__name__}")
 
         # Everything that can fail on bad input happens before any weights load or training starts.
-        source = loading.resolve_model(model, tokenizer)
+        source = loading.resolve_model(model, tokenizer, model_kwargs=model_kwargs)
         loading.check_block_size(source.config, block_size)
         if self._quantize():
             loading.require_4bit(source)
             if merge_adapter and source.path is None:
                 raise ValueError("merge_adapter=True with QLoRA reloads the base in full precision to merge "
                                  "into: pass the model's folder or hub id rather than a loaded model")
+        if not source.has_adapter:
+            self.check_architecture(source.config)  # on the meta device: before tokenizing or loading
         output_dir = _trainer.make_output_dir(output_dir)
         tok = source.tokenizer
         context = loading.context_length(source.config)
@@ -368,6 +416,8 @@ class AdaptationRecipe:
             "step_peak_memory_kind": step_peak.get("kind"),
             "dtype": dtype or (loading.default_dtype(self._quantize(), self._adapters) if source.model is None
                                else str(next(model.parameters()).dtype).removeprefix("torch.")),
+            "base_load": loading.base_load_of(model),
+            "model_kwargs": {k: v for k, v in source.options.items() if k != "token"},  # never a secret
             "optimizer": "custom" if optimizer is not None else str(getattr(trainer.args.optim, "value",
                                                                             trainer.args.optim)),
             "weight_bytes": _trainer.weight_bytes(model),
@@ -398,6 +448,19 @@ class AdaptationRecipe:
 
     def _merge(self, trainer, output_dir: Path, state: dict[str, Any]):
         raise NotImplementedError  # only adapter recipes merge; train() checks before training
+
+
+def meta_model(config):
+    """The model of ``config`` on the meta device (no memory, no weights), weights tied as when loaded."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    # init_empty_weights re-registers parameters after transformers tied them: tie again, or a tied
+    # LM head (GPT-2, most small models) would be counted twice
+    model.tie_weights()
+    return model
 
 
 @dataclass

@@ -213,16 +213,20 @@ class LoRA(AdaptationRecipe):
             trainer.model.save_pretrained(str(output_dir), path_initial_model_for_weight_conversion=str(init_dir))
 
     def _merge(self, trainer, output_dir: Path, state: dict[str, Any]):
-        """Returns the adapter merged into a full-precision base; also saved to ``output_dir/merged``."""
+        """Returns the adapter merged into a full-precision base; also saved to ``output_dir/merged``.
+
+        QLoRA: merging into 4-bit weights would round the update away, so the base is loaded again in
+        the compute dtype (bf16/fp16 on a GPU, on this process's GPU or spread with ``device_map="auto"``;
+        fp32 on CPU) by the main process only; other ranks of a multi-GPU run return their unmerged model.
+        """
         if self.quantize_base:
-            # Merging into 4-bit weights would round the update away: reload the base in full precision.
+            if not trainer.is_world_process_zero():
+                return trainer.model
             from peft import PeftModel
 
             source: loading.ModelSource = state["source"]
-            plain = loading.ModelSource(name=source.name, config=source.config, tokenizer=source.tokenizer,
-                                       path=source.path)
-            base = loading.load_model(plain, quantization=None, dtype=state.get("dtype") or "float32",
-                                     adapters=False)
+            load = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(state.get("dtype") or "", None)
+            base, _ = loading.load_for_inference(source.path, source.tokenizer, load=load, model_kwargs=source.options)
             merged = PeftModel.from_pretrained(base, str(output_dir)).merge_and_unload()
         else:
             merged = trainer.model.merge_and_unload()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._rows import BASE_RECIPE
+from ._rows import is_base_label
 
 
 def plot_results(results, folder: str | os.PathLike) -> list[Path]:
@@ -57,9 +57,9 @@ def plot_results(results, folder: str | os.PathLike) -> list[Path]:
             ax.annotate(label, (x, group[0]["bits_per_byte_mean"]), textcoords="offset points", xytext=(5, 4),
                         fontsize=7, va="bottom")
     for r in rows:  # unadapted bases as dashed lines
-        if r["recipe"] == BASE_RECIPE:
+        if is_base_label(r["recipe"]):
             ax.axhline(r["bits_per_byte_mean"], ls="--", lw=0.8, color="grey")
-            ax.annotate(f"{r['model']} base", (0.01, r["bits_per_byte_mean"]), xycoords=("axes fraction", "data"),
+            ax.annotate(f"{r['model']} {r['recipe']}", (0.01, r["bits_per_byte_mean"]), xycoords=("axes fraction", "data"),
                         textcoords="offset points", xytext=(0, 3), fontsize=7, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log scale)")
@@ -82,7 +82,7 @@ def plot_results(results, folder: str | os.PathLike) -> list[Path]:
         axes = fig.subplots(1, len(models), squeeze=False)[0]
         for ax, model in zip(axes, models, strict=False):
             rs = [r for r in usable if r["model"] == model]
-            colors = ["0.6" if r["recipe"] == BASE_RECIPE else f"C{i}" for i, r in enumerate(rs)]
+            colors = ["0.6" if is_base_label(r["recipe"]) else f"C{i}" for i, r in enumerate(rs)]
             ax.bar(range(len(rs)), [r[f"{key}_mean"] for r in rs], yerr=[r[f"{key}_std"] or 0.0 for r in rs],
                    capsize=4, color=colors)
             ax.set_xticks(range(len(rs)), [r["recipe"] for r in rs], rotation=30, ha="right", fontsize=8)

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BASE_RECIPE = "base"  # recipe label of the unadapted model's row
+BASE_RECIPE = "base"  # recipe label of the unadapted model's row ("base (nf4)" etc. when loadings differ)
+
+
+def is_base_label(label: str | None) -> bool:
+    """True for the row of an unadapted base: ``"base"``, or ``"base (<loading>)"`` in a mixed grid."""
+    return label == BASE_RECIPE or str(label).startswith(BASE_RECIPE + " (")
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ def flatten_record(record: dict) -> dict:
         "status": record.get("status", "ok"),
         "error": record.get("error"),
         "tokenizer": record.get("tokenizer_fingerprint"),
+        # how the base was loaded: the base row's head says; a run's training metrics say
+        "base_load": record.get("base_load") or train.get("base_load"),
     }
     trainable, total = train.get("trainable_params"), train.get("total_params")
     row["trainable_params"] = trainable
@@ -162,7 +169,7 @@ def flatten_record(record: dict) -> dict:
     before, after = ref.get("bits_per_byte_before"), ref.get("bits_per_byte_after")
     row["ref_bits_per_byte_before"] = before
     row["ref_bits_per_byte_after"] = after
-    is_base = record.get("recipe_label") == BASE_RECIPE
+    is_base = is_base_label(record.get("recipe_label"))
     row["ref_bits_per_byte_delta"] = (after - before if before is not None and after is not None and not is_base
                                       else None)
     row["run_seconds"] = (record.get("timings") or {}).get("run_seconds")
@@ -196,7 +203,7 @@ def aggregate(rows: Iterable[dict]) -> list[dict]:
         agg: dict[str, Any] = {
             "model": model, "recipe": recipe, "rank": members[0].get("rank"),
             "seeds": [r["seed"] for r in ok], "n_ok": len(ok), "n_failed": len(members) - len(ok),
-            "tokenizer": members[0].get("tokenizer"),
+            "tokenizer": members[0].get("tokenizer"), "base_load": members[0].get("base_load"),
         }
         for key in NUMERIC_KEYS:
             agg[f"{key}_mean"], agg[f"{key}_std"] = _mean_std([r.get(key) for r in ok])

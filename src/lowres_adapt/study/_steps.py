@@ -24,18 +24,14 @@ class StudySteps:
         return spec.recipe.train(
             model_path, data.splits["train"], eval_texts=data.valid or None, output_dir=str(output_dir),
             seed=spec.seed, max_steps=self.max_steps, block_size=self.block_size, batch_size=self.batch_size,
-            **kwargs,
+            model_kwargs=self.model_kwargs or None, **kwargs,
         )
 
-    def _load_model(self, model_path: str):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def _load_model(self, model_path: str, load: str):
+        """The base for its row, through the library's one loader, in the loading its runs use."""
+        from ..modeling import load_for_inference
 
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
-        if torch.cuda.is_available():
-            model = model.to("cuda")
-        return model, tokenizer
+        return load_for_inference(model_path, load=load, model_kwargs=self.model_kwargs or None)
 
     def _evaluate(self, model, tokenizer, texts: list[str]) -> dict:
         from ..evaluation import PerplexityEvaluator

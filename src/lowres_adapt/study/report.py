@@ -23,6 +23,7 @@ from ._rows import (
     _read_json,
     aggregate,
     flatten_record,
+    is_base_label,
     read_record,
 )
 
@@ -69,7 +70,7 @@ class StudyResults:
         """One aggregated row per model x recipe (mean and std over seeds), base rows included."""
         rows = aggregate(self.run_rows())
         order = {label: i for i, label in enumerate(dict.fromkeys(r["model"] for r in rows))}
-        return sorted(rows, key=lambda r: (order[r["model"]], r["recipe"] != BASE_RECIPE))
+        return sorted(rows, key=lambda r: (order[r["model"]], not is_base_label(r["recipe"])))
 
     def mixed_tokenizers(self) -> list[list[str]]:
         """Groups of model labels sharing a tokenizer, when more than one tokenizer sits in the table."""
@@ -226,9 +227,9 @@ class StudyResults:
         also writes it to ``path`` when given."""
         rows = self.run_rows() if per_run else self.table()
         if per_run:
-            fields = ["run_id", "model", "recipe", "rank", "seed", "status", *NUMERIC_KEYS, "error"]
+            fields = ["run_id", "model", "recipe", "base_load", "rank", "seed", "status", *NUMERIC_KEYS, "error"]
         else:
-            fields = ["model", "recipe", "rank", "n_ok", "n_failed", "seeds"]
+            fields = ["model", "recipe", "base_load", "rank", "n_ok", "n_failed", "seeds"]
             for key in NUMERIC_KEYS:
                 fields += [f"{key}_mean", f"{key}_std"]
         buf = io.StringIO()
@@ -315,13 +316,17 @@ class StudyResults:
             if rec is not None:
                 runs.append(rec)
         diagnostics, base = {}, {}
-        for label in study.get("model_labels", []):
+        labels = study.get("model_labels", [])
+        for label in labels:
             d = _read_json(folder / "diagnostics" / f"{label}.json")
             if d is not None:
                 diagnostics[label] = d
-            b = read_record(folder / "base" / label)
-            if b is not None:
-                base[label] = b
+        # one base folder per model, or per model and loading when the grid's runs load differently
+        for run_dir in sorted((folder / "base").iterdir()) if (folder / "base").is_dir() else ():
+            b = read_record(run_dir)
+            if b is not None and b.get("model_label") in labels:
+                key = b["model_label"] if b.get("recipe_label") == BASE_RECIPE else f"{b['model_label']}@{b.get('base_load')}"
+                base[key] = b
         return cls(runs, study=study, diagnostics=diagnostics, base=base, output_dir=folder)
 
 

@@ -51,6 +51,7 @@ from .._utils import atomic_write_json, atomic_write_text, did_you_mean, library
 from ..data import resolve_sample, sample_model_path
 from ..errors import StudyConfigError
 from ..languages import BASHKIR, LanguageProfile, get_language
+from ..modeling import check_model_kwargs, default_base_load
 from ._folder import check_folder, now, run_in_folder
 from ._inputs import (
     _DRIFT_BACKENDS,
@@ -69,7 +70,7 @@ from ._inputs import (
     load_study_data,
     resolve_recipe,
 )
-from ._rows import BASE_RECIPE, _read_json, read_record
+from ._rows import BASE_RECIPE, _read_json, is_base_label, read_record
 from ._steps import StudySteps, _planned_peak
 from .report import StudyResults
 
@@ -140,6 +141,7 @@ class Study(StudySteps):
         num_prompts: int = 20,
         prompt_words: int = 6,
         evaluate_base: bool = True,
+        model_kwargs: Mapping[str, Any] | None = None,
         retry_failed: bool = True,
         keep_models: bool = True,
         name: str | None = None,
@@ -204,6 +206,10 @@ class Study(StudySteps):
         self.drift_backend = drift_backend
         self.num_prompts, self.prompt_words = num_prompts, prompt_words
         self.evaluate_base, self.retry_failed, self.keep_models = evaluate_base, retry_failed, keep_models
+        try:  # checked now (unknown options, library-owned ones), not after hours of training
+            self.model_kwargs = check_model_kwargs(dict(model_kwargs) if model_kwargs is not None else None)
+        except (TypeError, ValueError) as e:
+            raise StudyConfigError(f"model_kwargs: {e}") from None
         self.name, self.progress = name, progress
         self._specs = self._build_specs()
 
@@ -282,8 +288,8 @@ class Study(StudySteps):
             "training": self.training, "evaluation": self.evaluation,
             "max_eval_documents": self.max_eval_documents, "drift_backend": self.drift_backend,
             "generation": self.generation, "num_prompts": self.num_prompts, "prompt_words": self.prompt_words,
-            "evaluate_base": self.evaluate_base, "retry_failed": self.retry_failed,
-            "keep_models": self.keep_models, "name": self.name,
+            "evaluate_base": self.evaluate_base, "model_kwargs": self.model_kwargs,
+            "retry_failed": self.retry_failed, "keep_models": self.keep_models, "name": self.name,
         }
 
     def _build_specs(self) -> list[_RunSpec]:
@@ -323,8 +329,21 @@ class Study(StudySteps):
             "prompts": data.prompts, "max_steps": self.max_steps, "block_size": self.block_size,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "training": self.training,
             "evaluation": self.evaluation, "drift_backend": self.drift_backend, "generation": self.generation,
-            "evaluate_base": self.evaluate_base,
+            "evaluate_base": self.evaluate_base, "model_kwargs": self.model_kwargs, "base_loads": self._base_loads(),
         }
+
+    def _run_load(self, recipe) -> str:
+        """How a run of ``recipe`` loads its base here (the library's one policy; see modeling.policy)."""
+        if not hasattr(recipe, "base_load"):  # a duck-typed recipe: the policy's full-precision base
+            return default_base_load(quantize=False, adapters=False)
+        return recipe.base_load(self.training.get("dtype"))
+
+    def _base_loads(self) -> list[str]:
+        """The distinct loadings of the grid's runs: each gets its own base row, scored the same way."""
+        return list(dict.fromkeys(self._run_load(r) for r in self.recipes))
+
+    def _base_key(self, label: str, load: str) -> str:
+        return label if len(self._base_loads()) == 1 else f"{label}@{load}"
 
     def _write_meta(self, settings: dict, fingerprint: str, data: StudyData, old: dict | None) -> dict:
         meta = {
@@ -367,7 +386,8 @@ class Study(StudySteps):
         ctx = {"data": data, "fingerprint": fingerprint, "paths": paths}
 
         diagnostics, base = {}, {}
-        bar = tqdm(total=len(self.models) * (1 + self.evaluate_base) + len(self._specs), desc="study",
+        loads = self._base_loads()
+        bar = tqdm(total=len(self.models) * (1 + self.evaluate_base * len(loads)) + len(self._specs), desc="study",
                    unit="step", disable=not self.progress, dynamic_ncols=True)
         with bar:
             for model in self.models:
@@ -381,14 +401,15 @@ class Study(StudySteps):
                     else:
                         log.warning("tokenizer of %s: %s", label, warning)
                 bar.update()
-                if self.evaluate_base:
-                    bar.set_postfix_str(f"{label}: base model")
-                    base[label] = self._base_step(model, ctx, diagnostics[label])
+                for load in loads if self.evaluate_base else ():
+                    bar.set_postfix_str(f"{label}: base model ({load})")
+                    base[self._base_key(label, load)] = self._base_step(model, ctx, diagnostics[label], load)
                     bar.update()
             records = []
             for spec in self._specs:
                 bar.set_postfix_str(spec.run_id)
-                records.append(self._run_step(spec, ctx, diagnostics.get(spec.model_label), base.get(spec.model_label)))
+                base_row = base.get(self._base_key(spec.model_label, self._run_load(spec.recipe)))
+                records.append(self._run_step(spec, ctx, diagnostics.get(spec.model_label), base_row))
                 bar.update()
         results = StudyResults(records, study=meta, diagnostics=diagnostics, base=base, output_dir=self.output_dir)
         results.paths = results.save()
@@ -440,16 +461,21 @@ class Study(StudySteps):
             rec.update(error=f"{type(e).__name__}: {e}")
         return rec
 
-    def _base_step(self, model: str, ctx: dict, diag: dict | None) -> dict:
+    def _base_step(self, model: str, ctx: dict, diag: dict | None, load: str) -> dict:
+        """The unadapted model, loaded as the runs of this loading load it (NF4 for QLoRA's row)."""
         label = self._model_labels[model]
-        run_dir = self.output_dir / "base" / label
-        fp = _hash({"settings": ctx["fingerprint"], "model": model, "step": "base"})
-        head = {"run_id": f"{label}__{BASE_RECIPE}", "run_fingerprint": fp, "model": model, "model_label": label,
-                "recipe_label": BASE_RECIPE, "recipe": None, "rank": None, "seed": self.seeds[0],
+        key = self._base_key(label, load)
+        single = key == label
+        run_dir = self.output_dir / "base" / (label if single else f"{label}-{load}")
+        fp = _hash({"settings": ctx["fingerprint"], "model": model, "step": "base", "load": load})
+        head = {"run_id": f"{label}__{BASE_RECIPE}" + ("" if single else f"-{load}"), "run_fingerprint": fp,
+                "model": model, "model_label": label,
+                "recipe_label": BASE_RECIPE if single else f"{BASE_RECIPE} ({load})", "recipe": None, "rank": None,
+                "seed": self.seeds[0], "base_load": load,
                 "tokenizer_fingerprint": (diag or {}).get("tokenizer_fingerprint")}
 
         def body():
-            model_obj, tokenizer = self._load_model(ctx["paths"][model])
+            model_obj, tokenizer = self._load_model(ctx["paths"][model], load)
             n_params = sum(p.numel() for p in model_obj.parameters())
             return model_obj, tokenizer, {"trainable_params": 0, "total_params": n_params}
 
@@ -481,7 +507,7 @@ class Study(StudySteps):
             reference = None
             if data.reference is not None:
                 after = self._evaluate(model, tokenizer, data.reference).get("bits_per_byte")
-                before = after if head["recipe_label"] == BASE_RECIPE else reference_before
+                before = after if is_base_label(head["recipe_label"]) else reference_before
                 reference = {"bits_per_byte_before": before, "bits_per_byte_after": after,
                              "n_documents": len(data.reference)}
             generations = self._generate(model, tokenizer, data.prompts, head["seed"])
