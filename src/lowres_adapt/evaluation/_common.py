@@ -38,3 +38,101 @@ def percentile_bootstrap(data: Sequence[Any], statistic: Callable, *, samples: i
                           confidence_level=level, method="percentile", rng=np.random.default_rng(seed),
                           batch=_BOOTSTRAP_BATCH)
     return res.confidence_interval.low, res.confidence_interval.high
+
+
+# ----------------------------------------------------------------------------------- scoring tokens
+# Positions x vocabulary held at once while reducing logits: 2**25 floats (128 MiB in fp32), whatever the
+# context and the vocabulary (a 32k-token window at Mistral's 32k vocabulary would be 4 GiB of fp32 logits,
+# five times that at Qwen's 152k).
+LOGIT_CHUNK_ELEMENTS = 1 << 25
+
+_HEAD_SPLIT_OK: dict[int, bool] = {}  # id(model) -> whether decoder + chunked head equals the model's logits
+
+
+def token_nll(model: Any, input_ids, attention_mask, targets):
+    """Returns the negative log-likelihood (nats, float64, on CPU) of ``targets`` (``-100``: not scored) at
+    every position of a right-padded batch; 0 where nothing is scored.
+
+    The decoder runs once; the output layer then runs only on the scored positions, a chunk of
+    ``LOGIT_CHUNK_ELEMENTS // vocabulary`` positions at a time, reduced to one number per position in fp32.
+    No batch x width x vocabulary tensor (nor its fp32 copy) is ever held. Models whose logits are not
+    ``head(last hidden state)`` (plus the soft-capping or scaling their config names) are caught by a
+    one-window probe against their own forward and scored through it, still reduced in chunks.
+    """
+    import torch
+
+    device = model.get_input_embeddings().weight.device
+    scored = targets != -100
+    out = torch.zeros(targets.shape, dtype=torch.float64)
+    if not bool(scored.any()):
+        return out
+    parts = _split_head(model, input_ids, attention_mask, device)
+    if parts is not None:
+        decoder, head, post = parts
+        hidden = decoder(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False)[0]
+        rows = hidden[scored.to(hidden.device)]
+        out[scored] = _chunked_nll(lambda a, b: post(head(rows[a:b])), len(rows), targets[scored])
+        return out
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False).logits
+    for b in range(len(targets)):  # the model returns full logits: reduce them a chunk of positions at a time
+        pos = scored[b].nonzero().squeeze(-1)
+        out[b, pos] = _chunked_nll(lambda i, j, b=b, pos=pos: logits[b, pos[i:j].to(logits.device)], len(pos),
+                                   targets[b, pos])
+    return out
+
+
+def _chunked_nll(logits_of, n: int, targets):
+    """``logsumexp(logits) - logit[target]`` per position, ``logits_of(i, j)`` giving positions i..j-1."""
+    import torch
+
+    out = torch.empty(n, dtype=torch.float64)
+    step = None
+    i = 0
+    while i < n:
+        if step is None:  # the vocabulary is known from the first chunk
+            first = logits_of(i, i + 1)
+            step = max(1, LOGIT_CHUNK_ELEMENTS // first.shape[-1])
+        j = min(n, i + step)
+        # in place on the fp32 chunk (half and 4-bit models' logits are upcast): no second copy
+        logits = logits_of(i, j).float()
+        picked = logits.gather(-1, targets[i:j].to(logits.device).unsqueeze(-1)).squeeze(-1)
+        peak = logits.amax(dim=-1, keepdim=True)
+        lse = logits.sub_(peak).exp_().sum(dim=-1).log_().add_(peak.squeeze(-1))
+        out[i:j] = (lse - picked).double().cpu()
+        i = j
+    return out
+
+
+def _split_head(model: Any, input_ids, attention_mask, device):
+    """``(decoder, head, postprocess)`` when the model's logits are ``postprocess(head(decoder(x)[0]))``,
+    checked once per model on a short slice of the first batch; else None."""
+    import torch
+
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: the wrapped model
+    head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
+    decoder = getattr(hf, "base_model", None)
+    if head is None or decoder is None or decoder is hf:
+        return None
+    config = getattr(hf, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    cap = getattr(text, "final_logit_softcapping", None)
+    scale = getattr(text, "logit_scale", None)
+    divide = getattr(text, "logits_scaling", None)
+
+    def post(logits):
+        if scale is not None:
+            logits = logits * scale
+        if divide is not None:
+            logits = logits / divide
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    key = id(model)
+    if key not in _HEAD_SPLIT_OK:
+        n = int(attention_mask[0].sum().clamp(max=16))
+        ids, mask = input_ids[:1, :n].to(device), attention_mask[:1, :n].to(device)
+        want = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        got = post(head(decoder(input_ids=ids, attention_mask=mask, use_cache=False)[0])).float()
+        _HEAD_SPLIT_OK[key] = bool(torch.allclose(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max()) + 1e-6))
+    return (decoder, head, post) if _HEAD_SPLIT_OK[key] else None

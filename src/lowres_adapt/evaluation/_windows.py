@@ -44,6 +44,8 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._common import token_nll
+
 
 def window_spans(n_tokens: int, max_length: int, stride: int | None = None) -> list[tuple[int, int, int]]:
     """``(start, end, n_scored)`` spans over ``[prefix] + tokens`` that score each of ``n_tokens`` once.
@@ -91,10 +93,13 @@ def score_documents(
     stride: int | None,
     batch_size: int,
     bar: Any = None,
+    max_batch_tokens: int | None = None,
 ) -> list[float]:
-    """Σ nll (nats) per document: all windows of all documents, longest first, ``batch_size`` at a time.
+    """Σ nll (nats) per document: all windows of all documents, longest first, at most ``batch_size``
+    windows and ``max_batch_tokens`` tokens (padding included; one window at least) per forward pass.
 
-    Windows are right-padded with an attention mask; padding is never scored. Call it inside
+    Windows are right-padded with an attention mask; padding is never scored, and the output layer runs
+    on scored positions only, in vocabulary-bounded chunks (``_common.token_nll``). Call it inside
     :func:`eval_mode`. ``bar`` (a tqdm bar) is advanced by the number of tokens scored.
     """
     import torch
@@ -105,10 +110,12 @@ def score_documents(
     # Longest first (as lm-eval does): padding stays small and an out-of-memory error shows up at once.
     spans.sort(key=lambda item: item[1][0] - item[1][1])
     nll = [0.0] * len(token_lists)
-    device = model.get_input_embeddings().weight.device
-    for first in range(0, len(spans), batch_size):
-        batch = spans[first : first + batch_size]
-        width = batch[0][1][1] - batch[0][1][0]
+    first = 0
+    while first < len(spans):
+        width = spans[first][1][1] - spans[first][1][0]
+        fits = batch_size if max_batch_tokens is None else max(1, max_batch_tokens // width)
+        batch = spans[first : first + min(batch_size, fits)]
+        first += len(batch)
         input_ids = torch.zeros((len(batch), width), dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
         targets = torch.full((len(batch), width), -100, dtype=torch.long)  # -100: not scored
@@ -120,23 +127,11 @@ def score_documents(
             input_ids[row, :n] = torch.tensor(inputs)
             attention_mask[row, :n] = 1
             targets[row, n - len(target) : n] = torch.tensor(target)
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                       use_cache=False).logits
-        scored = targets != -100
-        # nll = logsumexp(logits) - logit[target], in float32 (half and 4-bit models' logits are upcast;
-        # a no-op for float32). The logsumexp runs in place on the logits, which are not needed again:
-        # no (positions x vocabulary) tensor is allocated, 2-3x faster than torch.logsumexp or
-        # cross_entropy on CPU. Unscored positions (padding, context only) are zeroed afterwards.
-        logits = logits.float()
-        picked = logits.gather(-1, targets.clamp(min=0).to(logits.device).unsqueeze(-1)).squeeze(-1)
-        peak = logits.amax(dim=-1, keepdim=True)
-        lse = logits.sub_(peak).exp_().sum(dim=-1).log_().add_(peak.squeeze(-1))
-        token_nll = (lse - picked).double().cpu()
-        row_nll = token_nll.masked_fill(~scored, 0.0).sum(dim=1)
+        row_nll = token_nll(model, input_ids, attention_mask, targets).sum(dim=1)
         for row, (doc, _) in enumerate(batch):
             nll[doc] += float(row_nll[row])
         if bar is not None:
-            bar.update(int(scored.sum()))
+            bar.update(int((targets != -100).sum()))
     if not all(math.isfinite(x) for x in nll):
         warnings.warn("some documents have a non-finite log-likelihood (NaN/inf logits); check the model "
                       "and its dtype", RuntimeWarning, stacklevel=3)

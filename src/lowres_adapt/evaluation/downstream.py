@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._common import model_context, percentile_bootstrap, prefix_token_id
+from ._common import model_context, percentile_bootstrap, prefix_token_id, token_nll
 
 __all__ = ["MultipleChoiceItem", "MultipleChoiceResult", "MultipleChoiceTask", "evaluate_multiple_choice"]
 
@@ -217,6 +217,7 @@ def evaluate_multiple_choice(
     bootstrap_samples: int = 1000,
     confidence_level: float = 0.95,
     max_length: int | None = None,
+    max_batch_tokens: int = 16384,
 ) -> MultipleChoiceResult:
     """A :class:`MultipleChoiceResult`: ``acc`` and ``acc_norm`` of ``model`` on ``task`` with CIs.
 
@@ -242,6 +243,7 @@ def evaluate_multiple_choice(
     if not isinstance(task, MultipleChoiceTask):
         raise ValueError(f"task must be a MultipleChoiceTask or a JSONL path, got {type(task).__name__}")
     for name, value, low in (("num_fewshot", num_fewshot, 0), ("batch_size", batch_size, 1),
+                             ("max_batch_tokens", max_batch_tokens, 1),
                              ("bootstrap_samples", bootstrap_samples, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -272,26 +274,28 @@ def evaluate_multiple_choice(
 
     loglik = [[0.0] * len(item.choices) for item in task.items]
     order = sorted(range(len(requests)), key=lambda r: -len(requests[r][2]))  # longest first (as lm-eval)
-    device = model.get_input_embeddings().weight.device
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                batch = [requests[r] for r in order[start:start + batch_size]]
-                width = len(batch[0][2])
+            start = 0
+            while start < len(order):  # at most batch_size requests and max_batch_tokens tokens a pass
+                width = len(requests[order[start]][2])
+                take = min(batch_size, max(1, max_batch_tokens // width))
+                batch = [requests[r] for r in order[start:start + take]]
+                start += len(batch)
                 input_ids = torch.zeros((len(batch), width), dtype=torch.long)
                 mask = torch.zeros((len(batch), width), dtype=torch.long)
                 for row, (_, _, inputs, _) in enumerate(batch):
                     input_ids[row, :len(inputs)] = torch.tensor(inputs)  # right padding: positions unchanged
                     mask[row, :len(inputs)] = 1
-                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                               use_cache=False).logits.float()
-                logprobs = torch.log_softmax(logits, dim=-1).cpu()
-                for row, (i, j, inputs, cont) in enumerate(batch):
-                    n = len(inputs)
-                    pos = torch.arange(n - len(cont), n)
-                    loglik[i][j] = float(logprobs[row, pos, torch.tensor(cont)].double().sum())
+                targets = torch.full((len(batch), width), -100, dtype=torch.long)
+                for row, (_, _, inputs, cont) in enumerate(batch):
+                    targets[row, len(inputs) - len(cont):len(inputs)] = torch.tensor(cont)
+                # the output layer on the continuation's positions only, vocabulary-bounded chunks
+                nll = token_nll(model, input_ids, mask, targets).sum(dim=1)
+                for row, (i, j, _, _) in enumerate(batch):
+                    loglik[i][j] = -float(nll[row])
     finally:
         model.train(was_training)
 

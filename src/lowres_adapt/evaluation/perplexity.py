@@ -174,7 +174,7 @@ class PerplexityEvaluator:
     lm-evaluation-harness's ``loglikelihood_rolling`` exactly when ``stride`` is ``None``.
 
     >>> PerplexityEvaluator(max_length=128, stride=64)
-    PerplexityEvaluator(max_length=128, stride=64, batch_size=8, bootstrap_samples=1000, seed=0, confidence_level=0.95, progress=True)
+    PerplexityEvaluator(max_length=128, stride=64, batch_size=8, max_batch_tokens=16384, bootstrap_samples=1000, seed=0, confidence_level=0.95, progress=True)
     """
 
     max_length: int | None = field(
@@ -188,7 +188,12 @@ class PerplexityEvaluator:
         metadata={"help": "New tokens predicted per window after the first. None: max_length (disjoint "
                           "windows, lm-eval's rolling log-likelihood). Smaller: more context, more compute."},
     )
-    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass."})
+    batch_size: int = field(default=8, metadata={"help": "Windows per forward pass (at most)."})
+    max_batch_tokens: int = field(
+        default=16384,
+        metadata={"help": "Tokens per forward pass (windows x width, padding included; one window at least): "
+                          "with long contexts (32k for Mistral-7B) a batch is one window, not eight."},
+    )
     bootstrap_samples: int = field(
         default=1000, metadata={"help": "Bootstrap resamples of documents for the CIs; 0 disables them."}
     )
@@ -206,6 +211,8 @@ class PerplexityEvaluator:
                              f"be skipped. Use stride <= max_length, or None for disjoint windows.")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not _is_int(self.max_batch_tokens) or self.max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be a positive integer, got {self.max_batch_tokens!r}")
         if not _is_int(self.bootstrap_samples) or self.bootstrap_samples < 0:
             raise ValueError(f"bootstrap_samples must be an integer >= 0 (0 disables CIs), "
                              f"got {self.bootstrap_samples!r}")
@@ -272,7 +279,8 @@ class PerplexityEvaluator:
                 token_lists = tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]
                 bar.total = (bar.total or 0) + sum(map(len, token_lists))
                 bar.refresh()
-                nll = score_documents(model, token_lists, prefix_id, max_length, stride, self.batch_size, bar)
+                nll = score_documents(model, token_lists, prefix_id, max_length, stride, self.batch_size, bar,
+                                      max_batch_tokens=self.max_batch_tokens)
                 for text, tokens, doc_nll in zip(chunk, token_lists, nll, strict=True):
                     index = len(records)
                     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -294,7 +302,7 @@ class PerplexityEvaluator:
 
         settings = {
             "max_length": max_length, "stride": stride, "batch_size": self.batch_size,
-            "bootstrap_samples": self.bootstrap_samples, "seed": self.seed,
+            "max_batch_tokens": self.max_batch_tokens, "bootstrap_samples": self.bootstrap_samples, "seed": self.seed,
             "confidence_level": self.confidence_level, "prefix_token_id": prefix_id,
             "window_contract": "lm-eval loglikelihood_rolling" if stride is None else f"strided ({stride})",
         }
