@@ -22,7 +22,6 @@ from ..languages import LanguageProfile
 
 __all__ = ["corpus_splits", "resolve_recipe"]
 
-_DRIFT_BACKENDS = ("auto", "ngram", "fasttext")
 _RECIPE_NAMES = ("full", "lora", "qlora", "dora", "rslora", "pissa")
 _RECIPE_RE = re.compile(r"^(full|lora|qlora|dora|rslora|pissa)(?:-r(\d+))?$")
 _RECIPE_EXAMPLES = ("full", "lora", "lora-r16", "qlora", "qlora-r16", "dora", "rslora", "pissa")
@@ -80,6 +79,17 @@ def resolve_recipe(spec: Any):
     if name == "lora":
         return recipes.LoRA(**kwargs)
     return recipes.LoRA(variant=name, **kwargs)
+
+
+def drift_backend_that_runs(name: Any) -> str:
+    """Returns the language-ID backend a study's ``drift_backend`` runs (``"auto"`` is ``"ngram"``);
+    an unknown name raises ``StudyConfigError`` with a did-you-mean."""
+    from ..drift import resolve_backend
+
+    try:
+        return resolve_backend(name)
+    except ValueError as e:
+        raise StudyConfigError(f"drift_backend: {e}") from None
 
 
 def _recipe_dict(recipe: Any) -> dict:

@@ -53,7 +53,6 @@ from ..errors import StudyConfigError
 from ..languages import BASHKIR, LanguageProfile, get_language
 from ._folder import check_folder, now, run_in_folder
 from ._inputs import (
-    _DRIFT_BACKENDS,
     _RECIPE_EXAMPLES,
     _SAMPLE,
     _TINY_RE,
@@ -66,6 +65,7 @@ from ._inputs import (
     _texts_fingerprint,
     _unique_labels,
     corpus_splits,
+    drift_backend_that_runs,
     load_study_data,
     resolve_recipe,
 )
@@ -135,7 +135,7 @@ class Study(StudySteps):
         training: Mapping[str, Any] | None = None,
         evaluation: Mapping[str, Any] | None = None,
         max_eval_documents: int | None = None,
-        drift_backend: str = "auto",
+        drift_backend: str = "ngram",
         generation: Mapping[str, Any] | None = None,
         num_prompts: int = 20,
         prompt_words: int = 6,
@@ -192,9 +192,7 @@ class Study(StudySteps):
         if learning_rate is not None and (not isinstance(learning_rate, (int, float)) or learning_rate <= 0):
             raise StudyConfigError(f"learning_rate must be a positive number or None (recipe default), "
                                    f"got {learning_rate!r}")
-        if drift_backend not in _DRIFT_BACKENDS:
-            raise StudyConfigError(f"drift_backend={drift_backend!r} is not known"
-                                   f"{did_you_mean(drift_backend, _DRIFT_BACKENDS)}; use one of {_DRIFT_BACKENDS}")
+        self._drift_runs = drift_backend_that_runs(drift_backend)  # "auto" -> "ngram"; a typo fails here
         self.max_steps, self.block_size, self.batch_size = max_steps, block_size, batch_size
         self.learning_rate = learning_rate
         self.training = _check_options("training", training)
@@ -322,7 +320,7 @@ class Study(StudySteps):
             "parallel_fingerprint": _hash(data.parallel) if data.parallel else None,
             "prompts": data.prompts, "max_steps": self.max_steps, "block_size": self.block_size,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "training": self.training,
-            "evaluation": self.evaluation, "drift_backend": self.drift_backend, "generation": self.generation,
+            "evaluation": self.evaluation, "drift_backend": self._drift_runs, "generation": self.generation,
             "evaluate_base": self.evaluate_base,
         }
 
