@@ -78,6 +78,12 @@ def test_bad_recipe_values_name_the_field_and_the_fix():
         la.AdaptationRecipe.from_dict({"recipe": "lorra", "r": 8})
     with pytest.raises(ValueError, match=r"unknown LoRA variant 'vera'"):
         la.AdaptationRecipe.from_dict({"recipe": "lora", "variant": "vera"})
+    # PiSSA reads the float base weights: under a 4-bit base it fails at construction, not inside PEFT
+    # after the quantized model has loaded
+    for make in (lambda: la.QLoRA(variant="pissa"),
+                 lambda: la.AdaptationRecipe.from_dict({"recipe": "lora", "variant": "pissa", "quantize_base": True})):
+        with pytest.raises(ValueError, match=r"variant='pissa'.*4-bit base.*LoRA\(variant='pissa'\)"):
+            make()
     with pytest.raises(ValueError, match=r"unknown LoRA field\(s\) \['rank'\]"):
         la.AdaptationRecipe.from_dict({"recipe": "lora", "rank": 8})
     with pytest.raises(ValueError, match="no 'recipe' key"):
@@ -454,3 +460,22 @@ def test_count_parameters_for_equals_prepare(tiny_gpt2_path):
         assert la.count_parameters_for(tiny_gpt2_path, recipe) == recipe.count_parameters(model)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         la.count_parameters_for("./no/such/model", la.LoRA())
+
+
+def test_float_token_ids_are_refused_not_truncated(tiny_gpt2_path, ba_docs, tmp_path, monkeypatch):
+    import numpy as np
+
+    # integer ids of any kind pack as before (numpy and 0-d tensors included)
+    assert la.pack_documents([[1, np.int64(2)], [torch.tensor(3)]], 2, eos_id=0)[0] == [[1, 2], [0, 3]]
+    with pytest.raises(TypeError, match=r"token_ids\[1\]\[0\] is 2.7 \(float\).*never truncated"):
+        la.pack_documents([[1], [2.7]], 2)
+    with pytest.raises(TypeError, match=r"token_ids\[0\]\[0\] is 3.0"):  # not silently 3 either
+        la.pack_documents([[3.0]], 1)
+    with pytest.raises(TypeError, match=r"trainable_token_indices\[1\] is 2.5"):
+        la.LoRA(trainable_token_indices=[1, 2.5])
+    with pytest.raises(TypeError, match=r"trainable_token_indices\['wte'\]\[0\] is 0.5"):
+        la.LoRA(trainable_token_indices={"wte": [0.5]})
+    monkeypatch.setattr(_trainer, "build_trainer", _no_training)
+    with pytest.raises(TypeError, match=r"train_dataset: input_ids holds float\d* values"):
+        la.LoRA(r=4).train(tiny_gpt2_path, train_dataset=[{"input_ids": [1.0, 2.0, 3.0]}] * 4,
+                           output_dir=tmp_path, **FAST)

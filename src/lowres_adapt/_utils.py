@@ -91,3 +91,19 @@ def _json_default(obj: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def token_id(value: Any, where: str) -> int:
+    """``value`` as a token id: ints (Python, numpy, 0-d integer tensors) pass through ``operator.index``;
+    a float (even 3.0), a bool or a string raises ``TypeError`` naming ``where`` instead of being truncated."""
+    import operator
+
+    if isinstance(value, bool):
+        raise TypeError(f"{where} is {value!r}, a bool; token ids are integers")
+    try:
+        return operator.index(value)
+    except TypeError:
+        kind = type(value).__name__
+        raise TypeError(f"{where} is {value!r} ({kind}); token ids must be integers and are never truncated: "
+                        "convert them where they were made (e.g. tensor.long(), np.asarray(ids, dtype=int))"
+                        ) from None

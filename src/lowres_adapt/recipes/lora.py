@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._utils import did_you_mean
+from .._utils import did_you_mean, token_id
 from ..modeling import loading
 from . import _targets
 from .base import AdaptationRecipe
@@ -22,6 +22,10 @@ from .base import AdaptationRecipe
 logger = logging.getLogger(__name__)
 
 VARIANTS = (None, "dora", "rslora", "pissa")
+# Variants whose adapter init reads the base weights in float (PiSSA: their SVD). PEFT runs PiSSA only on
+# float32/16/bf16 weights; under a 4-bit base it fails after the quantized model has loaded. (PEFT's other
+# weight-reading inits, CorDA, EVA and LoRA-GA, are not variants here; OLoRA and LoftQ handle 4-bit bases.)
+_FLOAT_WEIGHT_VARIANTS = ("pissa",)
 _TARGET_SHORTHANDS = ("auto", "all-linear")
 _BIASES = ("none", "all", "lora_only")
 _QUANT_TYPES = ("nf4", "fp4")
@@ -125,13 +129,20 @@ class LoRA(AdaptationRecipe):
         self.modules_to_save = tuple(self.modules_to_save or ())
         tti = self.trainable_token_indices
         if isinstance(tti, dict):
-            self.trainable_token_indices = {str(k): tuple(int(i) for i in v) for k, v in tti.items()}
+            self.trainable_token_indices = {
+                str(k): tuple(token_id(i, f"trainable_token_indices[{k!r}][{j}]") for j, i in enumerate(v))
+                for k, v in tti.items()}
         elif tti is not None:
-            self.trainable_token_indices = tuple(int(i) for i in tti)
+            self.trainable_token_indices = tuple(token_id(i, f"trainable_token_indices[{j}]")
+                                                 for j, i in enumerate(tti))
         if self.quant_type not in _QUANT_TYPES:
             raise ValueError(f"quant_type must be one of {_QUANT_TYPES}, got {self.quant_type!r}")
         if not isinstance(self.quantize_base, bool):
             raise ValueError(f"quantize_base must be True or False, got {self.quantize_base!r}")
+        if self.quantize_base and self.variant in _FLOAT_WEIGHT_VARIANTS:
+            raise ValueError(f"variant={self.variant!r} initialises the adapters from the float base weights (their "
+                             "SVD), which a 4-bit base does not have; use LoRA(variant='pissa') on a full-precision "
+                             "base, or QLoRA with variant=None, 'dora' or 'rslora'")
         if not self.quantize_base and (self.quant_type != "nf4" or self.double_quant is not True):
             warnings.warn("quant_type/double_quant are ignored unless quantize_base=True (use QLoRA)",
                           UserWarning, stacklevel=3)
