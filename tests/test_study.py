@@ -435,3 +435,23 @@ def test_tokenizer_warnings_reach_the_user_before_any_training(tmp_path, caplog)
         Recording(models=["m-a"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS,
                   output_dir=tmp_path / "study", valid=0.1, test=0.1).run()
     assert "tokenizer of m-a: byte fallback 10% is above 5%" in seen_at_first_train[0]
+
+
+def test_report_warns_about_intervals_over_few_documents(tmp_path):
+    from lowres_adapt.evaluation._common import few_units_warning
+
+    class Warned(FakeStudy):
+        def _evaluate(self, model, tokenizer, texts):  # what PerplexityResult.to_dict() carries
+            w = few_units_warning(len(texts), "documents")
+            return {**super()._evaluate(model, tokenizer, texts), "warnings": [w] if w else []}
+
+    res = Warned(models=["m"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS, valid=0.1, test=0.1,
+                 output_dir=tmp_path / "s").run()
+    assert res.warnings() == ["test: the confidence intervals rest on 4 documents (fewer than 10): a bootstrap "
+                              "over so few documents is unreliable; read them as rough, and score more documents "
+                              "for real intervals (m__base, m__full__s0)"]
+    assert f"> **Warning:** {res.warnings()[0]}" in res.to_markdown()
+    assert json.loads(res.to_json())["warnings"] == res.warnings()
+    again = Warned(models=["m"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS * 3, valid=0.1, test=0.1,
+                   output_dir=tmp_path / "t").run()
+    assert again.warnings() == [] and "**Warning:**" not in again.to_markdown()  # 12 test documents
