@@ -181,12 +181,9 @@ class LoRA(AdaptationRecipe):
         return model
 
     def _continue(self, model, gradient_checkpointing: bool):
-        """A PeftModel that already holds an adapter: keep training its active adapter (staged training)."""
+        """A PeftModel that already holds an adapter: keep training its active adapter (staged training).
+        ``_check_source`` has made sure the adapter was made with this recipe's settings."""
         adapter = model.active_adapter
-        cfg = model.peft_config[adapter]
-        if getattr(cfg, "r", self.r) != self.r:
-            logger.warning("continuing the model's adapter %r (r=%s); this recipe's r=%s is not applied",
-                           adapter, getattr(cfg, "r", "?"), self.r)
         for name, param in model.named_parameters():
             param.requires_grad = f".{adapter}." in f"{name}."
         if not any(p.requires_grad for p in model.parameters()):
@@ -195,6 +192,52 @@ class LoRA(AdaptationRecipe):
             loading.enable_checkpointing(model)
         model.train()
         return model
+
+    # ------------------------------------------------------------------------------ continuing an adapter
+    @classmethod
+    def from_adapter(cls, adapter) -> LoRA:
+        """Returns the recipe whose settings trained ``adapter`` (a PEFT adapter folder or a ``PeftModel``):
+        rank, alpha, dropout, variant, targets, bias, modules to save. Train it on the adapter to continue
+        it with its own settings; the run's record then shows them.
+
+        Example::
+
+            >>> import tempfile, json, pathlib, lowres_adapt as la
+            >>> folder = pathlib.Path(tempfile.mkdtemp())
+            >>> _ = (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4,
+            ...     "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["v_proj", "q_proj"]}))
+            >>> la.LoRA.from_adapter(folder).to_dict()["target_modules"], la.LoRA.from_adapter(folder).alpha
+            (['q_proj', 'v_proj'], 8.0)
+        """
+        settings = _adapter_settings(_adapter_config(adapter))
+        return cls(**settings)
+
+    def _check_source(self, source: loading.ModelSource) -> None:
+        """Refuses to continue an adapter made with other settings (before any weights load): the run would
+        train the adapter's settings and record this recipe's."""
+        if not source.has_adapter:
+            return
+        cfg = _adapter_config(source.adapter_path or source.model)
+        theirs = _adapter_settings(cfg)
+        ours = {k: getattr(self, k) for k in theirs}
+        if set(ours["modules_to_save"]) == set(theirs["modules_to_save"]):
+            ours["modules_to_save"] = theirs["modules_to_save"]
+        if isinstance(self.target_modules, str):  # "auto"/"all-linear": what they pick on this architecture
+            base = (source.model.get_base_model() if loading.is_peft(source.model) else source.model) \
+                if source.model is not None else _meta_model(source.config)
+            ours["target_modules"] = tuple(sorted(self._resolve_targets(base)))
+        else:
+            ours["target_modules"] = tuple(sorted(self.target_modules))
+        differ = [k for k in theirs if ours[k] != theirs[k]]
+        if not differ:
+            return
+        where = repr(source.adapter_path) if source.adapter_path else "the PeftModel's active adapter"
+        pairs = "; ".join(f"{k}: adapter {_show(theirs[k])}, recipe {_show(ours[k])}" for k in differ)
+        raise ValueError(
+            f"{where} was trained with other settings than this recipe ({pairs}). Continuing it would train the "
+            f"adapter's settings and record the recipe's. To continue it with its own settings use "
+            f"{type(self).__name__}.from_adapter({source.adapter_path or 'model'!r}).train(...) (the record then "
+            "shows them); to train this recipe, start from the base model instead")
 
     def _resolve_targets(self, model) -> list[str]:
         if self.target_modules == "auto":
@@ -266,6 +309,49 @@ class QLoRA(LoRA):
             raise ValueError(f"QLoRA always quantizes the base (quantize_base=True), got {self.quantize_base!r}; "
                              "use LoRA for a full-precision base")
         super().__post_init__()
+
+
+def _adapter_config(adapter) -> dict[str, Any]:
+    """The LoRA config of a PEFT adapter folder (``adapter_config.json``) or a PeftModel's active adapter."""
+    if loading.is_peft(adapter):
+        return adapter.peft_config[adapter.active_adapter].to_dict()
+    import json
+
+    path = Path(adapter) / "adapter_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(adapter)!r} holds no adapter_config.json; pass the folder a LoRA run saved "
+                                "its adapter to (its output_dir)")
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if str(cfg.get("peft_type", "LORA")).upper() != "LORA":
+        raise ValueError(f"{str(adapter)!r} holds a {cfg.get('peft_type')} adapter, not LoRA")
+    return cfg
+
+
+def _adapter_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The LoRA fields a PEFT LoraConfig (as a dict) stands for."""
+    targets = cfg.get("target_modules")
+    if isinstance(targets, str) or not targets:
+        raise ValueError(f"the adapter's target_modules is {targets!r} (a pattern, not a list of module names); "
+                         "this recipe can only continue adapters with listed target modules")
+    init = cfg.get("init_lora_weights", True)
+    variant = ("dora" if cfg.get("use_dora") else "rslora" if cfg.get("use_rslora")
+               else "pissa" if isinstance(init, str) and init.startswith("pissa") else None)
+    return {"r": int(cfg["r"]), "alpha": float(cfg.get("lora_alpha", 8)), "dropout": float(cfg.get("lora_dropout", 0.0)),
+            "variant": variant, "target_modules": tuple(sorted(targets)), "bias": cfg.get("bias", "none"),
+            "modules_to_save": tuple(cfg.get("modules_to_save") or ())}
+
+
+def _meta_model(config):
+    """The architecture of ``config`` on the meta device (no memory, no weights): for resolving targets."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def _show(value: Any) -> str:
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 def _targets_conv1d(model, targets) -> bool:
