@@ -448,7 +448,9 @@ def check_input_paths(*, models: Sequence[str], corpus: Any, reference_corpus: A
         problems += [problem] if problem else []
     for what, spec in (("prompts", prompts), ("parallel", parallel)):
         source = spec.get("source") if isinstance(spec, Mapping) else spec
-        if isinstance(source, (str, os.PathLike)) and not str(source).startswith(_SAMPLE):
+        if isinstance(source, str) and source.startswith(_SAMPLE):
+            notes.append(f"{what} {source!r}: shipped sample")
+        elif isinstance(source, (str, os.PathLike)):
             path = Path(source).expanduser()
             if path.is_file():
                 notes.append(f"{what} {str(source)!r}: file")
