@@ -107,7 +107,7 @@ def test_study_dry_run_lists_the_plan(capsys):
     needs_recipes()
     cfg = ROOT / "examples" / "study.yaml"
     assert main(["study", str(cfg), "--dry-run", "--seeds", "3", "--max-steps", "2"]) == EXIT_OK
-    lines = capsys.readouterr().out.splitlines()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if not ln.startswith("ok: ")]
     expected = la.Study.from_config(cfg, seeds=[3]).plan()
     assert [ln.strip() for ln in lines[2:]] == expected and len(expected) == 6
     assert lines[1] == "6 runs:" and "max_steps=2" in lines[0]
@@ -198,3 +198,149 @@ def test_study_runs_and_refuses_other_settings(tmp_path, capsys):
     assert main(["study", str(cfg), "--output-dir", str(out), "--max-steps", "3", "-q"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "holds a study with different settings" in err and "max_steps" in err
+
+
+# --------------------------------------------------------------------------------------------- parity with Python
+SAKHA = {"code": "sah", "name": "Sakha", "script": "Cyrillic", "special_letters": "ҕҥөүһ",
+         "reference_languages": ["ru", "en"]}
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_language_file_works_in_the_cli_and_in_a_study(tmp_path, suffix):
+    import yaml
+
+    path = tmp_path / f"sakha{suffix}"
+    path.write_text(json.dumps(SAKHA, ensure_ascii=False) if suffix == ".json"
+                    else yaml.safe_dump(SAKHA, allow_unicode=True), encoding="utf-8")
+    texts = tmp_path / "t.txt"
+    texts.write_text("Бүгүн күн сылаас, оҕолор үөрэ-көтө оонньууллар.\nЭто предложение написано по-русски.\n",
+                     encoding="utf-8")
+    assert main(["drift", "--texts", str(texts), "--language", str(path), "--json", str(tmp_path / "d.json"),
+                 "-q"]) == EXIT_OK
+    got = json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
+    want = la.DriftDetector(la.LanguageProfile.from_dict({**SAKHA, "reference_languages": ("ru", "en")})).evaluate(
+        texts.read_text(encoding="utf-8").splitlines())
+    assert got["target"] == "sah" and got["drifted_into"] == want["drifted_into"] == {"ru": 1}
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(f"models: [tiny:gpt2]\nrecipes: [full]\ncorpus: sample:ba\nlanguage: {path}\n", encoding="utf-8")
+    study = la.Study.from_config(cfg)
+    assert study.language.code == "sah" and study.language.reference_languages == ("ru", "en")
+    assert study.language.special_letters == "ҕҥөүһ"
+
+
+def test_unreadable_files_get_one_line_naming_the_file(tmp_path, capsys):
+    binary = tmp_path / "file.bin"
+    binary.write_bytes(bytes(range(128, 256)))
+    bad_lang = tmp_path / "lang.yaml"
+    bad_lang.write_text("code: sah\nnam: Sakha\n", encoding="utf-8")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Бүгүн\n", encoding="utf-8")
+    cases = [
+        (["drift", "--texts", str(binary)], [f"texts file '{binary}' is not UTF-8 text (byte 0x80 at offset 0",
+                                             "pass a UTF-8 text file with one text per line"]),
+        (["drift", "--texts", str(tmp_path)], [f"texts file '{tmp_path}' is a folder, not a file"]),
+        (["drift", "--texts", str(tmp_path / "no.txt")], ["no.txt' does not exist; pass a UTF-8 text file"]),
+        (["drift", "--model", "sample:mini-gpt2-ru", "--prompts", str(binary)], ["prompts file", "not UTF-8"]),
+        (["drift", "--texts", str(prompts), "--language", str(tmp_path / "none.yaml")],
+         ["language file", "none.yaml' does not exist", "write the profile's fields"]),
+        (["drift", "--texts", str(prompts), "--language", str(bad_lang)],
+         ["unknown LanguageProfile field(s) ['nam']", "did you mean 'name'"]),
+        (["study", str(binary)], ["study config", "is not UTF-8 text"]),
+        (["study", str(tmp_path)], ["study config", "is a folder"]),
+        (["diagnose", "sample:mini-gpt2-ru", "--corpus", "sample:ba", "--parallel", str(tmp_path)],
+         ["parallel file", "is a folder"]),
+    ]
+    for argv, pieces in cases:
+        assert main(argv) == EXIT_ERROR, argv
+        err = capsys.readouterr().err
+        assert err.startswith("lowres-adapt: error: ") and len(err.strip().splitlines()) == 1, (argv, err)
+        for piece in pieces:
+            assert piece in err, (argv, piece, err)
+
+
+def test_drift_model_takes_the_sampling_options_of_generate(tmp_path, capsys):
+    prompts = ["Бөгөн һауа", "Беҙ мәктәпкә"]
+    path = tmp_path / "p.txt"
+    path.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+    argv = ["drift", "--model", "sample:mini-gpt2-ru", "--prompts", str(path), "--max-new-tokens", "8", "-q"]
+    assert main([*argv, "--do-sample", "--temperature", "0.8", "--top-k", "20", "--top-p", "0.9",
+                 "--repetition-penalty", "1.3", "--seed", "1", "--json", str(tmp_path / "s.json")]) == EXIT_OK
+    sampled = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["texts"]
+    assert sampled == la.generate("sample:mini-gpt2-ru", None, prompts, seed=1, max_new_tokens=8, do_sample=True,
+                                  temperature=0.8, top_k=20, top_p=0.9, repetition_penalty=1.3)
+    assert main([*argv, "--json", str(tmp_path / "g.json")]) == EXIT_OK
+    greedy = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))["texts"]
+    assert greedy == la.generate("sample:mini-gpt2-ru", None, prompts, max_new_tokens=8) != sampled
+    capsys.readouterr()
+    assert main([*argv, "--temperature", "0.7"]) == EXIT_ERROR
+    assert "--temperature apply when sampling; add --do-sample" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--do-sample", "--top-p", "1.5"])
+    assert e.value.code == EXIT_USAGE and "expected a number in (0, 1]" in capsys.readouterr().err
+
+
+def test_sample_spec_works_in_every_subcommand(tmp_path, capsys):
+    model = "sample:mini-gpt2-ru"
+    assert main(["plan", model, "--block-size", "64", "--batch-size", "2"]) == EXIT_OK
+    assert "trainable of" in capsys.readouterr().out
+    assert main(["diagnose", model, "--corpus", "sample:ba", "--max-docs", "3", "-q"]) == EXIT_OK
+    assert "fertility" in capsys.readouterr().out
+    assert main(["evaluate", model, "--tokenizer", model, "--corpus", "sample:ba", "--split", "all",
+                 "--max-docs", "12", "--max-length", "64", "-q"]) == EXIT_OK
+    assert "| bits_per_byte |" in capsys.readouterr().out
+    # train and drift --model take it too (test_quiet_silences_the_libraries, the sampling test above)
+
+
+def test_evaluate_says_when_intervals_rest_on_few_documents(tmp_path, capsys):
+    argv = ["evaluate", "sample:mini-gpt2-ru", "--corpus", "sample:ba", "--split", "all", "--max-length", "64",
+            "--bootstrap-samples", "50", "--json", str(tmp_path / "e.json"), "-q"]
+    assert main([*argv, "--max-docs", "2"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "warning: the confidence intervals rest on 2 documents (fewer than 10)" in out
+    assert "UserWarning" not in err  # said once, with the table
+    assert json.loads((tmp_path / "e.json").read_text())["warnings"] == [out.split("warning: ")[1].strip()]
+    assert main([*argv, "--max-docs", "12"]) == EXIT_OK
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_quiet_silences_the_libraries(tmp_path, capfd):
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    argv = ["train", "sample:mini-gpt2-ru", "--corpus", "sample:ba", "--max-steps", "1", "--block-size", "32",
+            "--batch-size", "2"]
+    assert main([*argv, "--output-dir", str(tmp_path / "q"), "-q"]) == EXIT_OK
+    err = capfd.readouterr().err
+    assert err.startswith("training LoRA(") and len(err.strip().splitlines()) == 1, err  # the command's own line
+    # the settings are back afterwards (main may be called from Python), and without -q the bars show
+    assert datasets.is_progress_bar_enabled() and hf_logging.is_progress_bar_enabled()
+    assert main([*argv, "--output-dir", str(tmp_path / "loud")]) == EXIT_OK
+    assert "examples/s" in capfd.readouterr().err
+
+
+def test_study_dry_run_checks_paths_without_loading(tmp_path, capsys, monkeypatch):
+    import transformers
+
+    def no_weights(*a, **k):
+        raise AssertionError("--dry-run loaded weights")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(f"models: [sample:mini-gpt2-ru, gpt2, {tmp_path / 'no-model'}]\nrecipes: [lora]\n"
+                   f"corpus: {tmp_path / 'no-corpus.jsonl'}\nprompts: {tmp_path / 'no-prompts.txt'}\n", encoding="utf-8")
+    assert main(["study", str(cfg), "--dry-run"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    for piece in ("no-model' does not exist", "no-corpus.jsonl' does not exist", "prompts file", "no-prompts.txt"):
+        assert piece in err, (piece, err)
+    cfg.write_text("models: [tiny:gpt2]\nrecipes: [lora]\ncorpus: hf:bad spec with spaces\n", encoding="utf-8")
+    assert main(["study", str(cfg), "--dry-run"]) == EXIT_ERROR
+    assert "is not a dataset spec; use 'hf:<dataset id>[:<config>][@<split>]'" in capsys.readouterr().err
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "Бөгөн"}\n', encoding="utf-8")
+    cfg.write_text(f"models: [sample:mini-gpt2-ru, gpt2]\nrecipes: [lora]\ncorpus: {corpus}\n"
+                   "reference_corpus: hf:wikimedia/wikipedia:20231101.ru@train\n", encoding="utf-8")
+    assert main(["study", str(cfg), "--dry-run"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "ok: model 'gpt2': hub id (not checked offline)" in out and f"ok: corpus '{corpus}': file" in out
+    assert "ok: reference_corpus 'hf:wikimedia/wikipedia:20231101.ru@train': hub dataset" in out

@@ -152,3 +152,11 @@ def test_bad_input(tmp_path, model, tok, task):
     other.write_text(json.dumps({"q": "a", "opts": ["b", "c"], "gold": 1}) + "\n")
     assert la.MultipleChoiceTask.from_jsonl(other, context_field="q", choices_field="opts",
                                             label_field="gold")[0].label == 1
+
+
+def test_intervals_over_few_items_come_with_a_warning(model, tok, task):
+    assert len(task) < 10
+    with pytest.warns(UserWarning, match=rf"rest on {len(task)} items \(fewer than 10\)"):
+        res = la.evaluate_multiple_choice(model, tok, task, bootstrap_samples=50)
+    assert res.to_dict()["warnings"] == res.warnings and len(res.warnings) == 1
+    assert la.evaluate_multiple_choice(model, tok, task, bootstrap_samples=0).warnings == []

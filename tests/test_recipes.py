@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import pickle
+import re
 
 import pytest
 import torch
@@ -78,6 +79,12 @@ def test_bad_recipe_values_name_the_field_and_the_fix():
         la.AdaptationRecipe.from_dict({"recipe": "lorra", "r": 8})
     with pytest.raises(ValueError, match=r"unknown LoRA variant 'vera'"):
         la.AdaptationRecipe.from_dict({"recipe": "lora", "variant": "vera"})
+    # PiSSA reads the float base weights: under a 4-bit base it fails at construction, not inside PEFT
+    # after the quantized model has loaded
+    for make in (lambda: la.QLoRA(variant="pissa"),
+                 lambda: la.AdaptationRecipe.from_dict({"recipe": "lora", "variant": "pissa", "quantize_base": True})):
+        with pytest.raises(ValueError, match=r"variant='pissa'.*4-bit base.*LoRA\(variant='pissa'\)"):
+            make()
     with pytest.raises(ValueError, match=r"unknown LoRA field\(s\) \['rank'\]"):
         la.AdaptationRecipe.from_dict({"recipe": "lora", "rank": 8})
     with pytest.raises(ValueError, match="no 'recipe' key"):
@@ -454,3 +461,58 @@ def test_count_parameters_for_equals_prepare(tiny_gpt2_path):
         assert la.count_parameters_for(tiny_gpt2_path, recipe) == recipe.count_parameters(model)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         la.count_parameters_for("./no/such/model", la.LoRA())
+
+
+def test_float_token_ids_are_refused_not_truncated(tiny_gpt2_path, ba_docs, tmp_path, monkeypatch):
+    import numpy as np
+
+    # integer ids of any kind pack as before (numpy and 0-d tensors included)
+    assert la.pack_documents([[1, np.int64(2)], [torch.tensor(3)]], 2, eos_id=0)[0] == [[1, 2], [0, 3]]
+    with pytest.raises(TypeError, match=r"token_ids\[1\]\[0\] is 2.7 \(float\).*never truncated"):
+        la.pack_documents([[1], [2.7]], 2)
+    with pytest.raises(TypeError, match=r"token_ids\[0\]\[0\] is 3.0"):  # not silently 3 either
+        la.pack_documents([[3.0]], 1)
+    with pytest.raises(TypeError, match=r"trainable_token_indices\[1\] is 2.5"):
+        la.LoRA(trainable_token_indices=[1, 2.5])
+    with pytest.raises(TypeError, match=r"trainable_token_indices\['wte'\]\[0\] is 0.5"):
+        la.LoRA(trainable_token_indices={"wte": [0.5]})
+    monkeypatch.setattr(_trainer, "build_trainer", _no_training)
+    with pytest.raises(TypeError, match=r"train_dataset: input_ids holds float\d* values"):
+        la.LoRA(r=4).train(tiny_gpt2_path, train_dataset=[{"input_ids": [1.0, 2.0, 3.0]}] * 4,
+                           output_dir=tmp_path, **FAST)
+
+
+def test_continuing_an_adapter_with_another_recipe_is_an_error(tiny_gpt2_path, ba_docs, tmp_path, monkeypatch):
+    first = la.LoRA(r=4, alpha=8, dropout=0.0).train(tiny_gpt2_path, ba_docs[:8], output_dir=tmp_path / "1", **FAST)
+    folder = tmp_path / "1"
+
+    def no_loading(*a, **k):
+        raise AssertionError("weights loaded although the recipe does not match the adapter")
+
+    with monkeypatch.context() as m:
+        m.setattr(_loading, "load_model", no_loading)
+        m.setattr(_packing, "pack_texts", no_loading)
+        for recipe, fields in [(la.LoRA(r=8, alpha=8, dropout=0.0), "r: adapter 4, recipe 8"),
+                               (la.LoRA(r=4, alpha=16, dropout=0.0), "alpha: adapter 8.0, recipe 16.0"),
+                               (la.LoRA(r=4, alpha=8, dropout=0.0, variant="dora"), "variant: adapter None, recipe 'dora'"),
+                               (la.LoRA(r=4, alpha=8, dropout=0.0, target_modules=["c_attn"]),
+                                "target_modules: adapter ['attn.c_proj', 'c_attn'], recipe ['c_attn']"),
+                               (la.LoRA(r=4, alpha=8, dropout=0.0, target_modules="all-linear"), "target_modules")]:
+            with pytest.raises(ValueError, match=re.escape(fields) + r".*LoRA\.from_adapter\("):
+                recipe.train(folder, ba_docs[:8], output_dir=tmp_path / "x", **FAST)
+            with pytest.raises(ValueError, match=re.escape(fields)):
+                recipe.prepare(folder)
+        # a loaded PeftModel is checked the same way
+        with pytest.raises(ValueError, match=r"the PeftModel's active adapter.*r: adapter 4, recipe 8"):
+            la.LoRA(r=8, alpha=8, dropout=0.0).train(first.model, ba_docs[:8], tokenizer=first.tokenizer,
+                                                    output_dir=tmp_path / "x", **FAST)
+    # asked for explicitly: the adapter's own settings continue it, and the record shows them
+    own = la.LoRA.from_adapter(folder)
+    assert own == la.LoRA(r=4, alpha=8, dropout=0.0, target_modules=["attn.c_proj", "c_attn"])
+    assert la.LoRA.from_adapter(first.model) == own
+    run = own.train(folder, ba_docs[:8], output_dir=tmp_path / "2", **{**FAST, "max_steps": 1})
+    recorded = json.loads((tmp_path / "2" / "recipe.json").read_text())
+    assert run.metrics["recipe"] == recorded == own.to_dict() and recorded["r"] == 4 and recorded["alpha"] == 8.0
+    assert la.QLoRA.from_adapter(folder).quantize_base and la.QLoRA.from_adapter(folder).r == 4
+    with pytest.raises(FileNotFoundError, match="holds no adapter_config.json"):
+        la.LoRA.from_adapter(tmp_path)

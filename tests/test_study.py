@@ -137,6 +137,8 @@ def test_bad_input_is_refused_early(tmp_path):
         make(tmp_path, language="bashkirr")
     with pytest.raises(StudyConfigError, match="did you mean 'ngram'"):
         make(tmp_path, drift_backend="ngramm")
+    with pytest.raises(StudyConfigError, match="drift_backend.*'fasttxt'.*did you mean 'fasttext'"):
+        make(tmp_path, drift_backend="fasttxt")
     with pytest.raises(StudyConfigError, match="unknown study option 'max_step'.*did you mean 'max_steps'"):
         Study.from_config({"models": ["m"], "recipes": [FakeRecipe()], "corpus": DOCS, "max_step": 3})
     with pytest.raises(StudyConfigError, match="same recipe twice"):
@@ -255,6 +257,26 @@ def test_folder_with_different_study_is_refused(tmp_path):
     # a finished run under the same id but another recipe config is refused, not overwritten
     with pytest.raises(StudyConfigError, match="another recipe config"):
         make(tmp_path, seeds=[0], recipes=[FakeRecipe("full"), FakeRecipe("fake", 8, alpha=99)]).run()
+
+
+def test_the_drift_backend_that_ran_is_recorded_and_kept(tmp_path):
+    # "auto" and the default both run the n-gram backend, and study.json says "ngram", not "auto"
+    s = make(tmp_path, seeds=[0], models=["m"], drift_backend="auto")
+    assert s.run().study["settings"]["drift_backend"] == "ngram"
+    make(tmp_path, seeds=[0], models=["m"]).run()  # the default resumes it: the same backend runs
+    with pytest.raises(StudyConfigError, match=r"drift was scored with backend 'ngram', but this study runs "
+                                               r"'fasttext'; pass drift_backend='ngram' to resume"):
+        make(tmp_path, seeds=[0], models=["m"], drift_backend="fasttext").run()
+    # a folder of an earlier version that stored "auto": named with the backend its runs recorded
+    meta = json.loads((tmp_path / "study" / "study.json").read_text())
+    meta["settings"]["drift_backend"] = "auto"
+    (tmp_path / "study" / "study.json").write_text(json.dumps(meta))
+    rec_path = next((tmp_path / "study" / "runs").glob("*/metrics.json"))
+    rec = json.loads(rec_path.read_text())
+    rec_path.write_text(json.dumps({**rec, "drift": {**rec["drift"], "backend": "fasttext"}}))
+    with pytest.raises(StudyConfigError, match=r"backend 'auto' \(which ran 'fasttext'\), but this study runs "
+                                               r"'ngram'; use another output_dir"):
+        make(tmp_path, seeds=[0], models=["m"]).run()
 
 
 def test_mixed_tokenizers_note(tmp_path):
@@ -413,3 +435,23 @@ def test_tokenizer_warnings_reach_the_user_before_any_training(tmp_path, caplog)
         Recording(models=["m-a"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS,
                   output_dir=tmp_path / "study", valid=0.1, test=0.1).run()
     assert "tokenizer of m-a: byte fallback 10% is above 5%" in seen_at_first_train[0]
+
+
+def test_report_warns_about_intervals_over_few_documents(tmp_path):
+    from lowres_adapt.evaluation._common import few_units_warning
+
+    class Warned(FakeStudy):
+        def _evaluate(self, model, tokenizer, texts):  # what PerplexityResult.to_dict() carries
+            w = few_units_warning(len(texts), "documents")
+            return {**super()._evaluate(model, tokenizer, texts), "warnings": [w] if w else []}
+
+    res = Warned(models=["m"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS, valid=0.1, test=0.1,
+                 output_dir=tmp_path / "s").run()
+    assert res.warnings() == ["test: the confidence intervals rest on 4 documents (fewer than 10): a bootstrap "
+                              "over so few documents is unreliable; read them as rough, and score more documents "
+                              "for real intervals (m__base, m__full__s0)"]
+    assert f"> **Warning:** {res.warnings()[0]}" in res.to_markdown()
+    assert json.loads(res.to_json())["warnings"] == res.warnings()
+    again = Warned(models=["m"], recipes=[FakeRecipe("full")], seeds=[0], corpus=DOCS * 3, valid=0.1, test=0.1,
+                   output_dir=tmp_path / "t").run()
+    assert again.warnings() == [] and "**Warning:**" not in again.to_markdown()  # 12 test documents

@@ -91,3 +91,43 @@ def _json_default(obj: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def token_id(value: Any, where: str) -> int:
+    """``value`` as a token id: ints (Python, numpy, 0-d integer tensors) pass through ``operator.index``;
+    a float (even 3.0), a bool or a string raises ``TypeError`` naming ``where`` instead of being truncated."""
+    import operator
+
+    if isinstance(value, bool):
+        raise TypeError(f"{where} is {value!r}, a bool; token ids are integers")
+    try:
+        return operator.index(value)
+    except TypeError:
+        kind = type(value).__name__
+        raise TypeError(f"{where} is {value!r} ({kind}); token ids must be integers and are never truncated: "
+                        "convert them where they were made (e.g. tensor.long(), np.asarray(ids, dtype=int))"
+                        ) from None
+
+
+def check_file(path: str | os.PathLike, what: str, fix: str = "") -> Path:
+    """``path`` as a Path after checking it is a file; a missing file or a folder raises one line naming it."""
+    p = Path(path).expanduser()
+    hint = f"; {fix}" if fix else ""
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} {str(path)!r} is a folder, not a file{hint}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist{hint}")
+    return p
+
+
+def read_text_file(path: str | os.PathLike, what: str, fix: str = "") -> str:
+    """The UTF-8 text of the file a user named as ``what`` (e.g. "texts file"); a missing file, a folder or
+    undecodable bytes raise one line naming the file and, with ``fix``, what to pass instead."""
+    p = check_file(path, what, fix)
+    hint = f"; {fix}" if fix else ""
+    data = p.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {str(path)!r} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}: "
+                         f"a binary or differently encoded file){hint}") from None

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import sys
-from pathlib import Path
+import warnings
 from typing import Any
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_RUNS_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -137,10 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", help="model folder or hub id to generate from")
     p.add_argument("--prompts", metavar="FILE", help="prompts, one per line (needed with --model)")
     _add_language(p)
-    p.add_argument("--backend", choices=("auto", "ngram", "fasttext"), default="auto",
-                   help="language identifier (default: auto = fastText when installed, else n-gram)")
-    p.add_argument("--max-new-tokens", type=_positive_int, default=64, help="tokens to generate (default: 64)")
-    p.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
+    p.add_argument("--backend", choices=("ngram", "fasttext", "auto"), default="ngram",
+                   help="language identifier (default: ngram, whatever is installed; auto = ngram; fasttext "
+                        "needs lowres-adapt[lid])")
+    g = p.add_argument_group("generation (with --model), as lowres_adapt.generate")
+    g.add_argument("--max-new-tokens", type=_positive_int, default=64, help="tokens to generate (default: 64)")
+    g.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
+    g.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding (greedy small "
+                                                            "models often repeat themselves into unscorable text)")
+    g.add_argument("--temperature", type=_positive_float, help="sampling temperature (default 1.0; with --do-sample)")
+    g.add_argument("--top-p", type=_unit_float, help="nucleus share in (0, 1] (default 1.0; with --do-sample)")
+    g.add_argument("--top-k", type=_positive_int, help="the k likeliest tokens only (default: all; with --do-sample)")
+    g.add_argument("--repetition-penalty", type=_positive_float, help="> 1 discourages repeats (default: none)")
+    g.add_argument("--batch-size", type=_positive_int, default=8, help="prompts per generate call (default: 8)")
     p.add_argument("--json", metavar="PATH", help="also write the summary and per-text details as JSON")
     p.set_defaults(func=cmd_drift)
 
@@ -217,9 +226,10 @@ def _add_splits(p: argparse.ArgumentParser) -> None:
 
 
 def _add_language(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--language", default="ba",
-                   help="language code of a built-in or registered profile (default: ba); other languages: "
-                        "define a LanguageProfile in Python or in a study config")
+    p.add_argument("--language", default="ba", metavar="CODE_OR_FILE",
+                   help="a built-in language code (default: ba; ba, ru, en, tt, kk), or a YAML/JSON file of "
+                        "LanguageProfile fields for any other language (code, name, script, special_letters, "
+                        "reference_languages, ...; see docs/cli.md)")
 
 
 def _positive_int(text: str) -> int:
@@ -230,6 +240,21 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _positive_float(text: str, high: float = float("inf")) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= high or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number in (0, {high:g}], got {text!r}" if high < float("inf")
+                                         else f"expected a positive number, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    return _positive_float(text, 1.0)
 
 
 def _int_list(text: str) -> list[int]:
@@ -276,21 +301,35 @@ def _info(message: str) -> None:
 
 
 def _read_lines(path: str, what: str) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} file {path!r} does not exist (one entry per line)")
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    from ._utils import read_text_file
+
+    text = read_text_file(path, f"{what} file", f"pass a UTF-8 text file with one {what[:-1]} per line")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
-        raise ValueError(f"{what} file {path!r} is empty")
+        raise ValueError(f"{what} file {path!r} is empty; pass a UTF-8 text file with one {what[:-1]} per line")
     return lines
 
 
+def _recipe_spec(spec: str) -> Any:
+    if not spec.strip().startswith("{"):
+        return spec
+    try:
+        return json.loads(spec)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--recipe looks like JSON but does not parse: {e.msg}") from None
+
+
+def _language(args):
+    from .study import resolve_language
+
+    return resolve_language(args.language)
+
+
 def cmd_diagnose(args) -> int:
-    from .languages import get_language
     from .study import load_parallel_file
     from .tokenization import compare_tokenizers
 
-    language = get_language(args.language)
+    language = _language(args)
     texts = _texts_for(args, args.split)
     parallel = load_parallel_file(args.parallel, language) if args.parallel else None
     table = compare_tokenizers(args.tokenizers, texts, language=language, parallel=parallel,
@@ -307,13 +346,7 @@ def cmd_diagnose(args) -> int:
 def cmd_train(args) -> int:
     from .study import corpus_splits, resolve_recipe
 
-    spec: Any = args.recipe
-    if spec.strip().startswith("{"):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--recipe looks like JSON but does not parse: {e.msg}") from None
-    recipe = resolve_recipe(spec)
+    recipe = resolve_recipe(_recipe_spec(args.recipe))
     splits = corpus_splits(args.corpus, text_field=args.text_field, valid=args.valid, test=args.test,
                            seed=args.split_seed)
     _info(f"training {recipe!r} on {len(splits['train'])} documents ({len(splits['valid'])} for evaluation)")
@@ -338,7 +371,9 @@ def cmd_evaluate(args) -> int:
     texts = _texts_for(args, args.split)
     ev = PerplexityEvaluator(max_length=args.max_length, stride=args.stride, batch_size=args.batch_size,
                              bootstrap_samples=args.bootstrap_samples, seed=args.seed, progress=not args.quiet)
-    res = ev.evaluate(args.model, args.tokenizer, texts)
+    with warnings.catch_warnings():  # the caution about few documents is printed with the table below
+        warnings.filterwarnings("ignore", message="the confidence intervals rest on")
+        res = ev.evaluate(args.model, args.tokenizer, texts)
     print(res.to_markdown())
     _write_json(args.json, res.to_dict())
     return EXIT_OK
@@ -346,20 +381,30 @@ def cmd_evaluate(args) -> int:
 
 def cmd_drift(args) -> int:
     from .drift import DriftDetector
-    from .languages import get_language
     from .modeling import generate
 
-    language = get_language(args.language)
+    language = _language(args)
+    detector = DriftDetector(target=language, backend=args.backend)
+    sampling = {k: getattr(args, k) for k in ("temperature", "top_p", "top_k") if getattr(args, k) is not None}
+    if sampling and not args.do_sample:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sampling)
+        raise ValueError(f"{flags} apply when sampling; add --do-sample (greedy decoding ignores them)")
     if args.model:
         if not args.prompts:
             raise ValueError("--model needs --prompts FILE (one prompt per line) to generate from")
         prompts = _read_lines(args.prompts, "prompts")
-        texts = generate(args.model, None, prompts, seed=args.seed, max_new_tokens=args.max_new_tokens)
+        options = dict(sampling)
+        if args.repetition_penalty is not None:
+            options["repetition_penalty"] = args.repetition_penalty
+        texts = generate(args.model, None, prompts, seed=args.seed, max_new_tokens=args.max_new_tokens,
+                         do_sample=args.do_sample, batch_size=args.batch_size, **options)
     else:
-        if args.prompts:
-            raise ValueError("--prompts is used with --model; with --texts the texts are checked as they are")
+        generation = [f for f, on in (("--prompts", args.prompts), ("--do-sample", args.do_sample),
+                                      ("--repetition-penalty", args.repetition_penalty is not None)) if on]
+        if generation:
+            raise ValueError(f"{', '.join(generation)} go with --model; with --texts the texts are checked as they are")
         prompts, texts = None, _read_lines(args.texts, "texts")
-    summary = DriftDetector(target=language, backend=args.backend).evaluate(texts)
+    summary = detector.evaluate(texts)
     per_text = summary.pop("per_text")
     for key in ("line_pass_rate", "word_pass_rate", "drift_rate", "mean_target_share", "n_texts", "n_scorable",
                 "drifted_into", "backend"):
@@ -374,6 +419,8 @@ def cmd_study(args) -> int:
     study = Study.from_config(args.config, output_dir=args.output_dir, max_steps=args.max_steps, seeds=args.seeds,
                               **({"progress": False} if args.quiet else {}))
     if args.dry_run:
+        for note in study.check_inputs():  # paths exist, specs are well formed; no weights or documents read
+            print(f"ok: {note}")
         print(f"{study!r}\n{len(study.plan())} runs:")
         for run_id in study.plan():
             print(f"  {run_id}")
@@ -392,13 +439,7 @@ def cmd_plan(args) -> int:
     from .planning import plan_memory
     from .study import resolve_recipe
 
-    spec: Any = args.recipe
-    if spec.strip().startswith("{"):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"--recipe looks like JSON but does not parse: {e.msg}") from None
-    recipe = resolve_recipe(spec)
+    recipe = resolve_recipe(_recipe_spec(args.recipe))
     if args.r is not None:
         if not hasattr(recipe, "r"):
             raise ValueError(f"--r sets an adapter rank; recipe {recipe.name!r} has no adapters")
@@ -433,23 +474,38 @@ def cmd_plan(args) -> int:
 
 # --------------------------------------------------------------------------------------------- main
 @contextlib.contextmanager
-def _quiet_libraries(enabled: bool):
+def _quiet_libraries(enabled: bool, quiet: bool = False):
     """Library advice (attention masks, optional CPU kernels) buries the command's own output; --debug
-    keeps it. The levels are restored afterwards (``main`` may be called from Python)."""
-    if not enabled:
+    keeps it. With ``quiet`` (-q) transformers' and datasets' progress bars and log lines and library
+    warnings go too. Everything is restored afterwards (``main`` may be called from Python)."""
+    if not enabled and not quiet:
         yield
         return
+    import datasets
+    from datasets.utils import logging as ds_logging
     from transformers.utils import logging as hf_logging
 
     bnb = logging.getLogger("bitsandbytes")
-    old_bnb, old_hf = bnb.level, hf_logging.get_verbosity()
+    old = (bnb.level, hf_logging.get_verbosity(), ds_logging.get_verbosity(),
+           hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled())
     bnb.setLevel(logging.ERROR)
     hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        bnb.setLevel(old_bnb)
-        hf_logging.set_verbosity(old_hf)
+    with warnings.catch_warnings():
+        if quiet:
+            ds_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+            datasets.disable_progress_bars()
+            warnings.filterwarnings("ignore", module=r"(transformers|datasets|peft|torch|bitsandbytes|accelerate)\b")
+        try:
+            yield
+        finally:
+            bnb.setLevel(old[0])
+            hf_logging.set_verbosity(old[1])
+            ds_logging.set_verbosity(old[2])
+            if old[3]:
+                hf_logging.enable_progress_bar()
+            if old[4]:
+                datasets.enable_progress_bars()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -471,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
-        with _quiet_libraries(not args.debug):
+        with _quiet_libraries(not args.debug, quiet=args.quiet):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         _info("lowres-adapt: interrupted")

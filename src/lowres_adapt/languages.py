@@ -102,6 +102,66 @@ class LanguageProfile:
         text = unicodedata.normalize("NFC", self.sample_text)
         return [d.strip() for d in text.replace("\r\n", "\n").split("\n\n") if d.strip()]
 
+    @classmethod
+    def from_dict(cls, data: dict) -> LanguageProfile:
+        """Returns the profile a dict of its fields describes (lists become tuples); an unknown key raises
+        ``ValueError`` with the known ones.
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> la.LanguageProfile.from_dict({"code": "sah", "name": "Sakha", "special_letters": "ҕҥөүһ",
+            ...                               "reference_languages": ["ru"]}).reference_languages
+            ('ru',)
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a language profile must be a mapping of LanguageProfile fields, got {data!r}")
+        known = [f for f in cls.__dataclass_fields__]
+        unknown = [k for k in data if k not in known]
+        if unknown:
+            hints = "".join(did_you_mean(str(k), known) for k in unknown)
+            raise ValueError(f"unknown LanguageProfile field(s) {unknown}{hints}; known fields: {', '.join(known)}")
+        missing = [k for k in ("code", "name") if k not in data]
+        if missing:
+            raise ValueError(f"a language profile needs {' and '.join(map(repr, missing))}, e.g. "
+                             "{code: sah, name: Sakha, special_letters: ҕҥөүһ, reference_languages: [ru]}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def from_file(cls, path) -> LanguageProfile:
+        """Returns the profile written in a YAML or JSON file of ``LanguageProfile`` fields (``code``,
+        ``name``, ``script``, ``special_letters``, ``reference_languages``, ...).
+
+        Example::
+
+            >>> import json, tempfile, lowres_adapt as la
+            >>> path = tempfile.mktemp(suffix=".json")
+            >>> _ = open(path, "w", encoding="utf-8").write(json.dumps({"code": "ky", "name": "Kyrgyz",
+            ...                                                         "special_letters": "ңөү"}))
+            >>> la.LanguageProfile.from_file(path).name
+            'Kyrgyz'
+        """
+        import json
+        import os
+
+        from ._utils import read_text_file
+
+        fix = "write the profile's fields (code, name, script, special_letters, reference_languages) in YAML or JSON"
+        text = read_text_file(path, "language file", fix)
+        import yaml
+
+        is_json = str(os.fspath(path)).lower().endswith(".json")
+        try:
+            data = json.loads(text) if is_json else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"language file {str(path)!r} is not valid {'JSON' if is_json else 'YAML'}: {first}"
+                             ) from None
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"language file {str(path)!r}: {e}") from None
+
     def to_dict(self) -> dict:
         """The profile as a JSON-friendly dict (the sample text is left out)."""
         d = asdict(self)

@@ -5,7 +5,10 @@ tokenized with ``datasets.map`` and packed batch by batch (``pack_texts``), and 
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Iterable, Sequence
+
+from .._utils import token_id
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +35,16 @@ def pack_documents(
     """
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    if eos_id is not None:
+        eos_id = token_id(eos_id, "eos_id")
     stream: list[int] = []
-    for ids in token_ids:
-        stream.extend(int(i) for i in ids)
+    for d, ids in enumerate(token_ids):
+        try:
+            stream.extend(map(operator.index, ids))  # a float id is an error, never truncated
+        except TypeError:
+            stream.extend(token_id(t, f"token_ids[{d}][{k}]") for k, t in enumerate(ids))
         if eos_id is not None:
-            stream.append(int(eos_id))
+            stream.append(eos_id)
     n_full = len(stream) // block_size
     blocks = [stream[i * block_size:(i + 1) * block_size] for i in range(n_full)]
     rest = stream[n_full * block_size:]
@@ -109,6 +117,12 @@ def as_dataset(data, what: str, context: int | None):
     ds = ds.select_columns([c for c in _EXAMPLE_COLUMNS if c in ds.column_names])
     if "labels" not in ds.column_names:  # the model shifts them: every real token is a target
         ds = ds.map(lambda e: {"labels": e["input_ids"]}, desc=f"labels of {what}")
+    for column in ("input_ids", "labels"):  # float ids would be truncated by the collator's tensor
+        feature = ds.features.get(column)
+        dtype = str(getattr(getattr(feature, "feature", None), "dtype", "int64"))
+        if feature is not None and not dtype.startswith(("int", "uint")):
+            raise TypeError(f"{what}: {column} holds {dtype} values; token ids must be integers and are never "
+                            "truncated: convert them where they were made (e.g. tensor.long())")
     longest = max(len(x) for x in ds["input_ids"])
     if longest == 0:
         raise ValueError(f"{what} holds only empty examples")

@@ -1,5 +1,5 @@
 """Drift: does generated text stay in the target language? A detector that segments text, identifies the
-language of each segment (a character n-gram backend, or fastText's lid.176 when named) and reports where
+language of each segment (a character n-gram backend by default, or fastText's lid.176 when named) and reports where
 and into which language the text switched.
 
 Modules: ``detector`` (``DriftDetector``), ``_langid`` (the language-ID backends), ``_text`` (segments and
@@ -16,6 +16,6 @@ Example::
 
 from ..modeling import generate
 from ._results import UNDETERMINED, DriftAnalysis, flagged_examples
-from .detector import DriftDetector
+from .detector import DriftDetector, resolve_backend
 
-__all__ = ["UNDETERMINED", "DriftAnalysis", "DriftDetector", "flagged_examples", "generate"]
+__all__ = ["UNDETERMINED", "DriftAnalysis", "DriftDetector", "flagged_examples", "generate", "resolve_backend"]

@@ -9,6 +9,18 @@ from typing import Any
 from .._utils import config_context_length
 
 _BOOTSTRAP_BATCH = 100  # resamples held in memory at once (n_items x 100 floats per array)
+# Below this many documents (items), a bootstrap interval is too coarse to read as a 95% interval: it can
+# only take a handful of distinct values and it undercovers (the resampled corpora are near copies).
+MIN_UNITS_FOR_INTERVALS = 10
+
+
+def few_units_warning(n: int, unit: str) -> str | None:
+    """The warning that goes with bootstrap intervals over ``n`` ``unit`` (documents, items), or None
+    when there are enough of them (``MIN_UNITS_FOR_INTERVALS``)."""
+    if n >= MIN_UNITS_FOR_INTERVALS:
+        return None
+    return (f"the confidence intervals rest on {n} {unit} (fewer than {MIN_UNITS_FOR_INTERVALS}): a bootstrap "
+            f"over so few {unit} is unreliable; read them as rough, and score more {unit} for real intervals")
 
 
 def prefix_token_id(tokenizer: Any) -> int:

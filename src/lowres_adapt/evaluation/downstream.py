@@ -36,12 +36,13 @@ Example::
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._common import model_context, percentile_bootstrap, prefix_token_id, token_nll
+from ._common import few_units_warning, model_context, percentile_bootstrap, prefix_token_id, token_nll
 
 __all__ = ["MultipleChoiceItem", "MultipleChoiceResult", "MultipleChoiceTask", "evaluate_multiple_choice"]
 
@@ -190,6 +191,8 @@ class MultipleChoiceResult:
     per_item: list[dict[str, Any]] = field(
         default_factory=list, metadata={"help": "index, label, loglik, n_bytes, pred, pred_norm, fewshot."})
     settings: dict[str, Any] = field(default_factory=dict, metadata={"help": "seed, delimiters, lengths."})
+    warnings: list[str] = field(
+        default_factory=list, metadata={"help": "What to be careful about, e.g. intervals over fewer than 10 items."})
 
     higher_is_better = {"acc": True, "acc_norm": True}
 
@@ -310,6 +313,9 @@ def evaluate_multiple_choice(
         per_item.append({"index": i, "label": item.label, "loglik": loglik[i], "n_bytes": n_bytes,
                          "pred": pred, "pred_norm": pred_norm, "fewshot": shots[i]})
     cis = _bootstrap({"acc": correct, "acc_norm": correct_norm}, bootstrap_samples, confidence_level, seed)
+    caution = few_units_warning(len(task), "items") if cis else None
+    if caution:
+        warnings.warn(caution, UserWarning, stacklevel=2)
     return MultipleChoiceResult(
         task=task.name, n_items=len(task), num_fewshot=num_fewshot,
         acc=float(np.mean(correct)), acc_norm=float(np.mean(correct_norm)),
@@ -317,6 +323,7 @@ def evaluate_multiple_choice(
         settings={"seed": seed, "delimiter": task.delimiter, "fewshot_delimiter": task.fewshot_delimiter,
                   "max_length": max_length, "prefix_token_id": prefix, "bootstrap_samples": bootstrap_samples,
                   "fewshot_pool": None if fewshot_pool is None else fewshot_pool.name},
+        warnings=[caution] if caution else [],
     )
 
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
 from typing import Any
 
-from ._common import model_context, percentile_bootstrap, prefix_token_id
+from ._common import few_units_warning, model_context, percentile_bootstrap, prefix_token_id
 from ._windows import eval_mode, score_documents
 
 LN2 = math.log(2.0)
@@ -107,6 +107,10 @@ class PerplexityResult:
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer name or path, when known."})
     documents_fingerprint: str = field(default="", metadata={"help": "Hash of the texts, in order."})
     versions: dict[str, str] = field(default_factory=dict, metadata={"help": "Library versions."})
+    warnings: list[str] = field(
+        default_factory=list,
+        metadata={"help": "What to be careful about, e.g. intervals over fewer than 10 documents."},
+    )
 
     def _ratio(self, unit: str) -> float:
         denominator = getattr(self, f"n_{unit}")
@@ -157,6 +161,7 @@ class PerplexityResult:
                          f"{'higher' if m.higher_is_better else 'lower'} |")
         lines.append(f"| documents / tokens / bytes / words / chars | {self.n_documents} / {self.n_tokens} / "
                      f"{self.n_bytes} / {self.n_words} / {self.n_chars} | | |")
+        lines += [f"\nwarning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -316,6 +321,10 @@ class PerplexityEvaluator:
         )
         result.confidence_intervals = _bootstrap_cis(records, self.bootstrap_samples, self.confidence_level,
                                                      self.seed)
+        caution = few_units_warning(len(records), "documents") if result.confidence_intervals else None
+        if caution:
+            result.warnings.append(caution)
+            warnings.warn(caution, UserWarning, stacklevel=2)
         return result
 
     def _max_length(self, model: Any, tokenizer: Any) -> int:

@@ -67,10 +67,15 @@ class MetaModel:
 
 
 def resolve_config(model_or_config):
-    """A transformers config from a config, a loaded model, a local folder / config.json or a hub id."""
+    """A transformers config from a config, a loaded model, a local folder / config.json, a hub id or
+    ``"sample:<name>"`` (a model shipped with the package)."""
     from pathlib import Path
 
     from transformers import AutoConfig, PretrainedConfig
+
+    from ..data import resolve_sample
+
+    model_or_config = resolve_sample(model_or_config)
 
     if isinstance(model_or_config, PretrainedConfig):
         return model_or_config

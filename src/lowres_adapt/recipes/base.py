@@ -141,6 +141,10 @@ class AdaptationRecipe:
         """Returns the model with this recipe's trainable weights set up (subclasses implement it)."""
         raise NotImplementedError
 
+    def _check_source(self, source: loading.ModelSource) -> None:
+        """Raises before any weights load when the recipe cannot train ``source`` as asked (LoRA: an adapter
+        made with other settings)."""
+
     def _optimizer(self, model, learning_rate: float, weight_decay: float):
         """An optimizer instance when the recipe needs its own (LoRA+), else ``None`` (Trainer's AdamW)."""
         return None
@@ -173,6 +177,7 @@ class AdaptationRecipe:
             2048
         """
         source = loading.resolve_model(model, tokenizer, model_kwargs=model_kwargs)
+        self._check_source(source)
         if self._quantize():
             loading.require_4bit(source)
         self.check_architecture(source.config)
@@ -341,6 +346,7 @@ class AdaptationRecipe:
 
         # Everything that can fail on bad input happens before any weights load or training starts.
         source = loading.resolve_model(model, tokenizer, model_kwargs=model_kwargs)
+        self._check_source(source)
         loading.check_block_size(source.config, block_size)
         if self._quantize():
             loading.require_4bit(source)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._utils import did_you_mean
+from .._utils import did_you_mean, token_id
 from ..modeling import loading
 from . import _targets
 from .base import AdaptationRecipe
@@ -22,6 +22,10 @@ from .base import AdaptationRecipe
 logger = logging.getLogger(__name__)
 
 VARIANTS = (None, "dora", "rslora", "pissa")
+# Variants whose adapter init reads the base weights in float (PiSSA: their SVD). PEFT runs PiSSA only on
+# float32/16/bf16 weights; under a 4-bit base it fails after the quantized model has loaded. (PEFT's other
+# weight-reading inits, CorDA, EVA and LoRA-GA, are not variants here; OLoRA and LoftQ handle 4-bit bases.)
+_FLOAT_WEIGHT_VARIANTS = ("pissa",)
 _TARGET_SHORTHANDS = ("auto", "all-linear")
 _BIASES = ("none", "all", "lora_only")
 _QUANT_TYPES = ("nf4", "fp4")
@@ -125,13 +129,20 @@ class LoRA(AdaptationRecipe):
         self.modules_to_save = tuple(self.modules_to_save or ())
         tti = self.trainable_token_indices
         if isinstance(tti, dict):
-            self.trainable_token_indices = {str(k): tuple(int(i) for i in v) for k, v in tti.items()}
+            self.trainable_token_indices = {
+                str(k): tuple(token_id(i, f"trainable_token_indices[{k!r}][{j}]") for j, i in enumerate(v))
+                for k, v in tti.items()}
         elif tti is not None:
-            self.trainable_token_indices = tuple(int(i) for i in tti)
+            self.trainable_token_indices = tuple(token_id(i, f"trainable_token_indices[{j}]")
+                                                 for j, i in enumerate(tti))
         if self.quant_type not in _QUANT_TYPES:
             raise ValueError(f"quant_type must be one of {_QUANT_TYPES}, got {self.quant_type!r}")
         if not isinstance(self.quantize_base, bool):
             raise ValueError(f"quantize_base must be True or False, got {self.quantize_base!r}")
+        if self.quantize_base and self.variant in _FLOAT_WEIGHT_VARIANTS:
+            raise ValueError(f"variant={self.variant!r} initialises the adapters from the float base weights (their "
+                             "SVD), which a 4-bit base does not have; use LoRA(variant='pissa') on a full-precision "
+                             "base, or QLoRA with variant=None, 'dora' or 'rslora'")
         if not self.quantize_base and (self.quant_type != "nf4" or self.double_quant is not True):
             warnings.warn("quant_type/double_quant are ignored unless quantize_base=True (use QLoRA)",
                           UserWarning, stacklevel=3)
@@ -170,12 +181,9 @@ class LoRA(AdaptationRecipe):
         return model
 
     def _continue(self, model, gradient_checkpointing: bool):
-        """A PeftModel that already holds an adapter: keep training its active adapter (staged training)."""
+        """A PeftModel that already holds an adapter: keep training its active adapter (staged training).
+        ``_check_source`` has made sure the adapter was made with this recipe's settings."""
         adapter = model.active_adapter
-        cfg = model.peft_config[adapter]
-        if getattr(cfg, "r", self.r) != self.r:
-            logger.warning("continuing the model's adapter %r (r=%s); this recipe's r=%s is not applied",
-                           adapter, getattr(cfg, "r", "?"), self.r)
         for name, param in model.named_parameters():
             param.requires_grad = f".{adapter}." in f"{name}."
         if not any(p.requires_grad for p in model.parameters()):
@@ -184,6 +192,52 @@ class LoRA(AdaptationRecipe):
             loading.enable_checkpointing(model)
         model.train()
         return model
+
+    # ------------------------------------------------------------------------------ continuing an adapter
+    @classmethod
+    def from_adapter(cls, adapter) -> LoRA:
+        """Returns the recipe whose settings trained ``adapter`` (a PEFT adapter folder or a ``PeftModel``):
+        rank, alpha, dropout, variant, targets, bias, modules to save. Train it on the adapter to continue
+        it with its own settings; the run's record then shows them.
+
+        Example::
+
+            >>> import tempfile, json, pathlib, lowres_adapt as la
+            >>> folder = pathlib.Path(tempfile.mkdtemp())
+            >>> _ = (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4,
+            ...     "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["v_proj", "q_proj"]}))
+            >>> la.LoRA.from_adapter(folder).to_dict()["target_modules"], la.LoRA.from_adapter(folder).alpha
+            (['q_proj', 'v_proj'], 8.0)
+        """
+        settings = _adapter_settings(_adapter_config(adapter))
+        return cls(**settings)
+
+    def _check_source(self, source: loading.ModelSource) -> None:
+        """Refuses to continue an adapter made with other settings (before any weights load): the run would
+        train the adapter's settings and record this recipe's."""
+        if not source.has_adapter:
+            return
+        cfg = _adapter_config(source.adapter_path or source.model)
+        theirs = _adapter_settings(cfg)
+        ours = {k: getattr(self, k) for k in theirs}
+        if set(ours["modules_to_save"]) == set(theirs["modules_to_save"]):
+            ours["modules_to_save"] = theirs["modules_to_save"]
+        if isinstance(self.target_modules, str):  # "auto"/"all-linear": what they pick on this architecture
+            base = (source.model.get_base_model() if loading.is_peft(source.model) else source.model) \
+                if source.model is not None else _meta_model(source.config)
+            ours["target_modules"] = tuple(sorted(self._resolve_targets(base)))
+        else:
+            ours["target_modules"] = tuple(sorted(self.target_modules))
+        differ = [k for k in theirs if ours[k] != theirs[k]]
+        if not differ:
+            return
+        where = repr(source.adapter_path) if source.adapter_path else "the PeftModel's active adapter"
+        pairs = "; ".join(f"{k}: adapter {_show(theirs[k])}, recipe {_show(ours[k])}" for k in differ)
+        raise ValueError(
+            f"{where} was trained with other settings than this recipe ({pairs}). Continuing it would train the "
+            f"adapter's settings and record the recipe's. To continue it with its own settings use "
+            f"{type(self).__name__}.from_adapter({source.adapter_path or 'model'!r}).train(...) (the record then "
+            "shows them); to train this recipe, start from the base model instead")
 
     def _resolve_targets(self, model) -> list[str]:
         if self.target_modules == "auto":
@@ -259,6 +313,49 @@ class QLoRA(LoRA):
             raise ValueError(f"QLoRA always quantizes the base (quantize_base=True), got {self.quantize_base!r}; "
                              "use LoRA for a full-precision base")
         super().__post_init__()
+
+
+def _adapter_config(adapter) -> dict[str, Any]:
+    """The LoRA config of a PEFT adapter folder (``adapter_config.json``) or a PeftModel's active adapter."""
+    if loading.is_peft(adapter):
+        return adapter.peft_config[adapter.active_adapter].to_dict()
+    import json
+
+    path = Path(adapter) / "adapter_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(adapter)!r} holds no adapter_config.json; pass the folder a LoRA run saved "
+                                "its adapter to (its output_dir)")
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if str(cfg.get("peft_type", "LORA")).upper() != "LORA":
+        raise ValueError(f"{str(adapter)!r} holds a {cfg.get('peft_type')} adapter, not LoRA")
+    return cfg
+
+
+def _adapter_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The LoRA fields a PEFT LoraConfig (as a dict) stands for."""
+    targets = cfg.get("target_modules")
+    if isinstance(targets, str) or not targets:
+        raise ValueError(f"the adapter's target_modules is {targets!r} (a pattern, not a list of module names); "
+                         "this recipe can only continue adapters with listed target modules")
+    init = cfg.get("init_lora_weights", True)
+    variant = ("dora" if cfg.get("use_dora") else "rslora" if cfg.get("use_rslora")
+               else "pissa" if isinstance(init, str) and init.startswith("pissa") else None)
+    return {"r": int(cfg["r"]), "alpha": float(cfg.get("lora_alpha", 8)), "dropout": float(cfg.get("lora_dropout", 0.0)),
+            "variant": variant, "target_modules": tuple(sorted(targets)), "bias": cfg.get("bias", "none"),
+            "modules_to_save": tuple(cfg.get("modules_to_save") or ())}
+
+
+def _meta_model(config):
+    """The architecture of ``config`` on the meta device (no memory, no weights): for resolving targets."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def _show(value: Any) -> str:
+    return repr(list(value) if isinstance(value, tuple) else value)
 
 
 def _targets_conv1d(model, targets) -> bool:

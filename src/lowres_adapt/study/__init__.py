@@ -12,8 +12,8 @@ Example::
     'qlora'
 """
 
-from ._inputs import corpus_splits, load_parallel_file, resolve_recipe
+from ._inputs import corpus_splits, load_parallel_file, resolve_language, resolve_recipe
 from .report import StudyResults
 from .study import Study
 
-__all__ = ["Study", "StudyResults", "corpus_splits", "load_parallel_file", "resolve_recipe"]
+__all__ = ["Study", "StudyResults", "corpus_splits", "load_parallel_file", "resolve_language", "resolve_recipe"]

@@ -40,6 +40,7 @@ def check_folder(out: Path, settings: dict, fingerprint: str) -> dict | None:
             old = None
         if old is None:
             raise StudyConfigError(f"{str(meta_path)!r} is not readable JSON; use another output_dir")
+        _check_drift_backend(out, (old.get("settings") or {}).get("drift_backend"), settings.get("drift_backend"))
         if old.get("settings_fingerprint") != fingerprint:
             diffs = _diff(old.get("settings") or {}, settings)
             raise StudyConfigError(
@@ -50,6 +51,23 @@ def check_folder(out: Path, settings: dict, fingerprint: str) -> dict | None:
         raise StudyConfigError(f"output folder {str(out)!r} is not empty and holds no study.json; "
                                "use a new or empty folder for a study")
     return old
+
+
+def _check_drift_backend(out: Path, old: str | None, new: str | None) -> None:
+    """Refuses to resume a study whose drift was scored by another language-ID backend: its drift column
+    and the new runs' would not be comparable."""
+    if old is None or old == new:
+        return
+    if old == "auto":  # folders of earlier versions: "auto" ran fastText when it was installed
+        ran = sorted({str(((read_record(p) or {}).get("drift") or {}).get("backend"))
+                      for p in (out / "runs").glob("*")} - {"None"})
+        was = f"'auto' (which ran {' and '.join(map(repr, ran)) or 'an unrecorded backend'})"
+        fix = "use another output_dir (a study made with 'auto' cannot be resumed under one named backend)"
+    else:
+        was = repr(old)
+        fix = f"pass drift_backend={old!r} to resume it, or use another output_dir"
+    raise StudyConfigError(f"output folder {str(out)!r} holds a study whose drift was scored with backend {was}, "
+                           f"but this study runs {new!r}; {fix}")
 
 
 def run_in_folder(run_dir: Path, head: dict, config: dict, *, body: Callable[[], tuple[Any, Any, dict]],

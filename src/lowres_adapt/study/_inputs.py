@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._utils import did_you_mean
+from .._utils import check_file, did_you_mean, read_text_file
 from ..data import iter_jsonl_records
 from ..errors import StudyConfigError
-from ..languages import LanguageProfile
+from ..languages import LanguageProfile, get_language
 
-__all__ = ["corpus_splits", "resolve_recipe"]
+__all__ = ["corpus_splits", "resolve_language", "resolve_recipe"]
 
-_DRIFT_BACKENDS = ("auto", "ngram", "fasttext")
 _RECIPE_NAMES = ("full", "lora", "qlora", "dora", "rslora", "pissa")
 _RECIPE_RE = re.compile(r"^(full|lora|qlora|dora|rslora|pissa)(?:-r(\d+))?$")
 _RECIPE_EXAMPLES = ("full", "lora", "lora-r16", "qlora", "qlora-r16", "dora", "rslora", "pissa")
@@ -80,6 +79,47 @@ def resolve_recipe(spec: Any):
     if name == "lora":
         return recipes.LoRA(**kwargs)
     return recipes.LoRA(variant=name, **kwargs)
+
+
+_LANGUAGE_FILES = (".yaml", ".yml", ".json")
+
+
+def resolve_language(spec: Any) -> LanguageProfile:
+    """Returns the ``LanguageProfile`` that ``spec`` names: a profile (passed through), a code or name of a
+    built-in or registered one (``"ba"``), a dict of ``LanguageProfile`` fields, or a path to a YAML or
+    JSON file of them (what ``--language`` and a study's ``language:`` take). Raises ``StudyConfigError``.
+
+    Example::
+
+        >>> from lowres_adapt.study import resolve_language
+        >>> resolve_language("ba").name, resolve_language({"code": "ky", "name": "Kyrgyz"}).code
+        ('Bashkir', 'ky')
+    """
+    try:
+        if isinstance(spec, LanguageProfile):
+            return spec
+        if isinstance(spec, Mapping):
+            return LanguageProfile.from_dict(dict(spec))
+        if isinstance(spec, (str, os.PathLike)):
+            text = os.fspath(spec)
+            if text.lower().endswith(_LANGUAGE_FILES) or Path(text).is_file() or "/" in text or os.sep in text:
+                return LanguageProfile.from_file(text)
+            return get_language(text)
+        raise ValueError(f"a language is a code ('ba'), a dict of LanguageProfile fields or a YAML/JSON file of "
+                         f"them, got {type(spec).__name__}")
+    except (ValueError, TypeError, OSError) as e:
+        raise StudyConfigError(str(e)) from None
+
+
+def drift_backend_that_runs(name: Any) -> str:
+    """Returns the language-ID backend a study's ``drift_backend`` runs (``"auto"`` is ``"ngram"``);
+    an unknown name raises ``StudyConfigError`` with a did-you-mean."""
+    from ..drift import resolve_backend
+
+    try:
+        return resolve_backend(name)
+    except ValueError as e:
+        raise StudyConfigError(f"drift_backend: {e}") from None
 
 
 def _recipe_dict(recipe: Any) -> dict:
@@ -198,8 +238,8 @@ def load_parallel_file(spec: Any, language: LanguageProfile) -> dict[str, list[t
     if spec:
         raise StudyConfigError(f"parallel spec has unknown keys {sorted(spec)}; use source, target_field, "
                                "reference_fields")
-    if not path.is_file():
-        raise FileNotFoundError(f"parallel file {str(path)!r} does not exist")
+    check_file(path, "parallel file", "pass a JSONL file with one field per language code, e.g. "
+                                      '{"ba": "...", "ru": "..."} per line')
     records = [record for _, record in iter_jsonl_records(path)]
     if not records or not isinstance(records[0], dict) or target not in records[0]:
         raise StudyConfigError(f"parallel file {str(path)!r} needs a {target!r} field on every line; "
@@ -347,11 +387,9 @@ def _load_prompts(spec: Any, test_docs: list[str], num_prompts: int, prompt_word
         except (ValueError, KeyError) as e:
             raise StudyConfigError(f"prompts {spec!r}: {e}") from None
     elif isinstance(spec, (str, os.PathLike)):
-        path = Path(spec)
-        if not path.is_file():
-            raise FileNotFoundError(f"prompts file {str(path)!r} does not exist (one prompt per line, or "
-                                    "'sample:ba' for the shipped Bashkir prompts)")
-        prompts = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        text = read_text_file(spec, "prompts file", "pass a UTF-8 text file with one prompt per line, or 'sample:ba' "
+                                                    "for the shipped Bashkir prompts")
+        prompts = [ln.strip() for ln in text.splitlines() if ln.strip()]
         prompts = prompts[:num_prompts]
     else:
         prompts = [str(p) for p in spec]
@@ -369,3 +407,85 @@ def _load_parallel(spec: Any, language: LanguageProfile) -> list[tuple[str, str]
     if isinstance(spec, (str, os.PathLike, Mapping)):
         return load_parallel_file(spec, language)
     return [(str(a), str(b)) for a, b in spec]
+
+
+# --------------------------------------------------------------------------------------------- dry-run checks
+def check_input_paths(*, models: Sequence[str], corpus: Any, reference_corpus: Any = None, prompts: Any = None,
+                      parallel: Any = None) -> list[str]:
+    """Returns one line per input saying what it is (``--dry-run`` prints them), after checking, without
+    reading any weights or documents, that every local path exists and every ``sample:``/``hf:``/hub spec is
+    well formed. Every problem is collected and raised at once as ``StudyConfigError``."""
+    from ..data import sample_model_path
+    from ..modeling import is_hub_id
+
+    notes: list[str] = []
+    problems: list[str] = []
+    for model in models:
+        if _TINY_RE.match(model):
+            notes.append(f"model {model!r}: a tiny model built from a config")
+        elif model.startswith(_SAMPLE):
+            try:
+                notes.append(f"model {model!r}: shipped, {sample_model_path(model[len(_SAMPLE):])}")
+            except ValueError as e:
+                problems.append(f"model {model!r}: {e}")
+        elif Path(model).expanduser().is_dir():
+            folder = Path(model).expanduser()
+            if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
+                notes.append(f"model {model!r}: local folder")
+            else:
+                problems.append(f"model {model!r} is a folder without config.json (nor adapter_config.json); pass a "
+                                "folder written by save_pretrained")
+        elif Path(model).expanduser().exists():
+            problems.append(f"model {model!r} is a file; pass the model's folder")
+        elif is_hub_id(model):
+            notes.append(f"model {model!r}: hub id (not checked offline)")
+        else:
+            problems.append(f"model path {model!r} does not exist; pass a folder written by save_pretrained, a hub "
+                            "id such as 'gpt2', 'sample:mini-gpt2-ru' or 'tiny:gpt2'")
+    for what, spec in (("corpus", corpus), ("reference_corpus", reference_corpus)):
+        note, problem = _check_corpus_spec(what, spec, is_hub_id)
+        notes += [note] if note else []
+        problems += [problem] if problem else []
+    for what, spec in (("prompts", prompts), ("parallel", parallel)):
+        source = spec.get("source") if isinstance(spec, Mapping) else spec
+        if isinstance(source, str) and source.startswith(_SAMPLE):
+            notes.append(f"{what} {source!r}: shipped sample")
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source).expanduser()
+            if path.is_file():
+                notes.append(f"{what} {str(source)!r}: file")
+            else:
+                problems.append(f"{what} file {str(source)!r} " + ("is a folder" if path.is_dir() else "does not exist"))
+    if problems:
+        raise StudyConfigError("; ".join(problems))
+    return notes
+
+
+def _check_corpus_spec(what: str, spec: Any, is_hub_id) -> tuple[str | None, str | None]:
+    """(note, problem) for a corpus spec: a local path must exist; 'hf:' and 'sample:' specs must be well formed."""
+    if isinstance(spec, Mapping) and "source" in spec:
+        spec = spec["source"]
+    if spec is None or not isinstance(spec, (str, os.PathLike)):
+        return (None if spec is None else f"{what}: given in the config"), None
+    text = os.fspath(spec)
+    if text.startswith(_SAMPLE):
+        from ..data import sample_corpus
+
+        try:
+            sample_corpus(text[len(_SAMPLE):])
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            return None, f"{what} {text!r}: {e}"
+        return f"{what} {text!r}: shipped sample", None
+    if text.startswith("hf:"):
+        name = text[3:].rsplit("@", 1)[0]  # hf:<dataset id or folder>[:<config>][@<split>]
+        name = name.rsplit(":", 1)[0] if ":" in name else name
+        if Path(name).expanduser().is_dir():
+            return f"{what} {text!r}: local dataset", None
+        if is_hub_id(name):
+            return f"{what} {text!r}: hub dataset (not checked offline)", None
+        return None, f"{what} {text!r} is not a dataset spec; use 'hf:<dataset id>[:<config>][@<split>]'"
+    path = Path(text).expanduser()
+    if not path.exists():
+        return None, (f"{what} {text!r} does not exist; pass a .txt/.jsonl file, a folder of them, "
+                      "'hf:<dataset>' or 'sample:ba'")
+    return f"{what} {text!r}: {'folder' if path.is_dir() else 'file'}", None

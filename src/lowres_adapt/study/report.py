@@ -82,6 +82,16 @@ class StudyResults:
         return list(groups.values()) if len(groups) > 1 else []
 
     # ---------------------------------------------------------------- Markdown
+    def warnings(self) -> list[str]:
+        """Returns what to be careful about in these numbers (e.g. intervals over fewer than 10 test
+        documents), each once, with the rows it concerns."""
+        found: dict[str, list[str]] = {}
+        for rec in [*self.base.values(), *self.runs]:
+            for part in ("test", "reference"):
+                for w in (rec.get(part) or {}).get("warnings") or []:
+                    found.setdefault(f"{part}: {w}", []).append(str(rec.get("run_id")))
+        return [f"{w} ({', '.join(ids) if len(ids) <= 3 else f'{len(ids)} rows'})" for w, ids in found.items()]
+
     def to_markdown(self, *, diagnostics: bool = True) -> str:
         """Returns the report as Markdown: results table, notes, failures and (unless ``diagnostics=False``)
         the tokenizer diagnostics."""
@@ -111,6 +121,8 @@ class StudyResults:
                 "perplexities do not compare: a tokenizer that cuts the text into more pieces gets a lower "
                 "per-token perplexity for the same text. Compare **bits per byte** or **word perplexity**.\n"
             )
+        for caution in self.warnings():
+            out.write(f"\n> **Warning:** {caution}\n")
         if self.failed:
             out.write("\n## Failed runs\n\n| run | error |\n| --- | --- |\n")
             for r in self.failed:
@@ -256,6 +268,7 @@ class StudyResults:
             "records": [_without_per_document(r) for r in self.runs],
             "base": {k: _without_per_document(v) for k, v in self.base.items()},
             "diagnostics": self.diagnostics,
+            "warnings": self.warnings(),
         }
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:

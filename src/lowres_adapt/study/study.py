@@ -47,14 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions
+from .._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions, read_text_file
 from ..data import resolve_sample, sample_model_path
 from ..errors import StudyConfigError
-from ..languages import BASHKIR, LanguageProfile, get_language
+from ..languages import BASHKIR, LanguageProfile
 from ..modeling import check_model_kwargs, default_base_load
 from ._folder import check_folder, now, run_in_folder
 from ._inputs import (
-    _DRIFT_BACKENDS,
     _RECIPE_EXAMPLES,
     _SAMPLE,
     _TINY_RE,
@@ -66,8 +65,11 @@ from ._inputs import (
     _recipe_label,
     _texts_fingerprint,
     _unique_labels,
+    check_input_paths,
     corpus_splits,
+    drift_backend_that_runs,
     load_study_data,
+    resolve_language,
     resolve_recipe,
 )
 from ._rows import BASE_RECIPE, _read_json, is_base_label, read_record
@@ -136,7 +138,7 @@ class Study(StudySteps):
         training: Mapping[str, Any] | None = None,
         evaluation: Mapping[str, Any] | None = None,
         max_eval_documents: int | None = None,
-        drift_backend: str = "auto",
+        drift_backend: str = "ngram",
         generation: Mapping[str, Any] | None = None,
         num_prompts: int = 20,
         prompt_words: int = 6,
@@ -177,10 +179,7 @@ class Study(StudySteps):
                                    "or a {'train', 'valid', 'test'} dict of lists")
         self.corpus = corpus
         self.output_dir = Path(output_dir)
-        try:
-            self.language = get_language(language)
-        except ValueError as e:
-            raise StudyConfigError(str(e)) from None
+        self.language = resolve_language(language)  # a code, a profile, a dict or a YAML/JSON file of fields
         self.reference_corpus = reference_corpus
         self.prompts = prompts
         self.parallel = parallel
@@ -194,9 +193,7 @@ class Study(StudySteps):
         if learning_rate is not None and (not isinstance(learning_rate, (int, float)) or learning_rate <= 0):
             raise StudyConfigError(f"learning_rate must be a positive number or None (recipe default), "
                                    f"got {learning_rate!r}")
-        if drift_backend not in _DRIFT_BACKENDS:
-            raise StudyConfigError(f"drift_backend={drift_backend!r} is not known"
-                                   f"{did_you_mean(drift_backend, _DRIFT_BACKENDS)}; use one of {_DRIFT_BACKENDS}")
+        self._drift_runs = drift_backend_that_runs(drift_backend)  # "auto" -> "ngram"; a typo fails here
         self.max_steps, self.block_size, self.batch_size = max_steps, block_size, batch_size
         self.learning_rate = learning_rate
         self.training = _check_options("training", training)
@@ -236,15 +233,15 @@ class Study(StudySteps):
         """
         if not isinstance(config, Mapping):
             path = Path(config)
-            if not path.is_file():
-                raise FileNotFoundError(f"study config {str(path)!r} does not exist")
-            text = path.read_text(encoding="utf-8")
-            if path.suffix == ".json":
-                config = json.loads(text)
-            else:
-                import yaml
+            text = read_text_file(path, "study config", "pass a YAML or JSON file of Study arguments "
+                                                        "(see examples/study.yaml)")
+            import yaml
 
-                config = yaml.safe_load(text)
+            try:
+                config = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            except (ValueError, yaml.YAMLError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise StudyConfigError(f"study config {str(path)!r} does not parse: {first}") from None
             if not isinstance(config, Mapping):
                 raise StudyConfigError(f"study config {str(path)!r} must hold a mapping of Study arguments")
         config = {**dict(config), **{k: v for k, v in overrides.items() if v is not None}}
@@ -256,17 +253,8 @@ class Study(StudySteps):
         for key in ("models", "recipes"):
             if key not in config:
                 raise StudyConfigError(f"study config needs {key!r}")
-        lang = config.get("language")
-        if isinstance(lang, Mapping):
-            lang = dict(lang)
-            lang.setdefault("code", "xx")
-            for k in ("reference_languages", "confusable_languages"):
-                if k in lang:
-                    lang[k] = tuple(lang[k])
-            try:
-                config["language"] = LanguageProfile(**lang)
-            except TypeError as e:
-                raise StudyConfigError(f"bad language profile {lang!r}: {e}") from None
+        if isinstance(config.get("language"), Mapping):
+            config["language"] = {"code": "xx", **config["language"]}  # earlier versions defaulted the code
         return cls(**config)
 
     def to_config(self) -> dict:
@@ -306,6 +294,12 @@ class Study(StudySteps):
             for seed in self.seeds
         ]
 
+    def check_inputs(self) -> list[str]:
+        """Returns one line per model and input file saying what it is, after checking that local paths
+        exist and ``sample:``/``hf:``/hub specs are well formed; nothing is loaded (``--dry-run``)."""
+        return check_input_paths(models=self.models, corpus=self.corpus, reference_corpus=self.reference_corpus,
+                                 prompts=self.prompts, parallel=self.parallel)
+
     def plan(self) -> list[str]:
         """Returns the run ids of the grid, in the order ``run()`` executes them (model, recipe, seed)."""
         return [s.run_id for s in self._specs]
@@ -328,7 +322,7 @@ class Study(StudySteps):
             "parallel_fingerprint": _hash(data.parallel) if data.parallel else None,
             "prompts": data.prompts, "max_steps": self.max_steps, "block_size": self.block_size,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "training": self.training,
-            "evaluation": self.evaluation, "drift_backend": self.drift_backend, "generation": self.generation,
+            "evaluation": self.evaluation, "drift_backend": self._drift_runs, "generation": self.generation,
             "evaluate_base": self.evaluate_base, "model_kwargs": self.model_kwargs, "base_loads": self._base_loads(),
         }
 
