@@ -129,3 +129,24 @@ def test_study_scores_each_loading_of_its_runs(ba_docs, tmp_path):
     assert "base_load" in (tmp_path / "s" / "results.csv").read_text().splitlines()[0].split(",")
     # the folder reads back the same rows
     assert sorted(la.StudyResults.load(tmp_path / "s").base) == sorted(res.base)
+
+
+def test_the_cli_loads_as_python_does(ba_docs, tmp_path):
+    """The same question through the shell: `evaluate --load nf4` equals evaluate(path, load="nf4"), and
+    `train --attn-implementation eager` records the option as recipe.train(model_kwargs=...) does."""
+    from lowres_adapt.cli import EXIT_OK, main
+
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n\n".join(ba_docs[:12]), encoding="utf-8")
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "sample:mini-gpt2-ru", "--corpus", str(corpus), "--split", "all", "--load", "nf4",
+                 "--bootstrap-samples", "0", "--json", str(out), "-q"]) == EXIT_OK
+    python = la.PerplexityEvaluator(bootstrap_samples=0, progress=False).evaluate(
+        "sample:mini-gpt2-ru", texts=la.load_corpus(corpus), load="nf4")
+    assert json.loads(out.read_text())["bits_per_byte"] == pytest.approx(python.bits_per_byte, abs=1e-12)
+    metrics = tmp_path / "train.json"
+    assert main(["train", "sample:mini-gpt2-ru", "--corpus", str(corpus), "--recipe", "lora-r4", "--output-dir",
+                 str(tmp_path / "run"), "--max-steps", "1", "--block-size", "32", "--batch-size", "2",
+                 "--attn-implementation", "eager", "--json", str(metrics), "-q"]) == EXIT_OK
+    recorded = json.loads(metrics.read_text())
+    assert recorded["model_kwargs"] == {"attn_implementation": "eager"} and recorded["base_load"] == "fp32"

@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=8, help="blocks per step (default: 8)")
     p.add_argument("--learning-rate", type=float, help="default: the recipe's own")
     p.add_argument("--json", metavar="PATH", help="also write the run metrics as JSON")
+    _add_loading(p, training=True)
     p.set_defaults(func=cmd_train)
 
     # evaluate
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-samples", type=int, default=1000, help="0 disables the CIs (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--json", metavar="PATH", help="also write the result (per-document records included)")
+    _add_loading(p, training=False)
     p.set_defaults(func=cmd_evaluate)
 
     # drift
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--repetition-penalty", type=_positive_float, help="> 1 discourages repeats (default: none)")
     g.add_argument("--batch-size", type=_positive_int, default=8, help="prompts per generate call (default: 8)")
     p.add_argument("--json", metavar="PATH", help="also write the summary and per-text details as JSON")
+    _add_loading(p, training=False)
     p.set_defaults(func=cmd_drift)
 
     # study
@@ -212,6 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the plan as JSON")
     p.set_defaults(func=cmd_plan)
     return parser
+
+
+def _add_loading(p: argparse.ArgumentParser, *, training: bool) -> None:
+    """The loader's options, as Python's ``load=`` and ``model_kwargs=`` (see docs/recipes.md)."""
+    g = p.add_argument_group("model loading (the library's one loader; see docs/recipes.md 'How models load')")
+    if not training:
+        g.add_argument("--load", choices=("fp32", "bf16", "fp16", "nf4", "fp4"),
+                       help="how to hold the weights (default: bf16/fp16 on a GPU, fp32 on CPU; nf4 = QLoRA's base)")
+    g.add_argument("--revision", help="hub revision (branch, tag or commit) of the model")
+    g.add_argument("--attn-implementation", choices=("eager", "sdpa", "flash_attention_2", "flash_attention_3"),
+                   help="attention kernel (default: transformers' choice)")
+    g.add_argument("--device-map", help="from_pretrained device_map, e.g. auto (default: the library's policy)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model repository's own code (off unless given; recorded in the results)")
+
+
+def _model_kwargs(args) -> dict[str, Any] | None:
+    kwargs = {key: getattr(args, key) for key in ("revision", "attn_implementation", "device_map")
+              if getattr(args, key, None) is not None}
+    if getattr(args, "trust_remote_code", False):
+        kwargs["trust_remote_code"] = True
+    return kwargs or None
 
 
 def _add_corpus(p: argparse.ArgumentParser, required: bool) -> None:
@@ -353,7 +378,7 @@ def cmd_train(args) -> int:
     run = recipe.train(args.model, splits["train"], eval_texts=splits["valid"] or None, output_dir=args.output_dir,
                        seed=args.seed, max_steps=args.max_steps, block_size=args.block_size,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
-                       disable_tqdm=args.quiet)
+                       model_kwargs=_model_kwargs(args), disable_tqdm=args.quiet)
     m = run.metrics
     keys = ("train_loss", "eval_loss", "eval_perplexity", "trainable_params", "total_params", "train_tokens",
             "tokens_per_second", "wall_seconds", "peak_memory_bytes")
@@ -373,7 +398,7 @@ def cmd_evaluate(args) -> int:
                              bootstrap_samples=args.bootstrap_samples, seed=args.seed, progress=not args.quiet)
     with warnings.catch_warnings():  # the caution about few documents is printed with the table below
         warnings.filterwarnings("ignore", message="the confidence intervals rest on")
-        res = ev.evaluate(args.model, args.tokenizer, texts)
+        res = ev.evaluate(args.model, args.tokenizer, texts, load=args.load, model_kwargs=_model_kwargs(args))
     print(res.to_markdown())
     _write_json(args.json, res.to_dict())
     return EXIT_OK
@@ -397,7 +422,8 @@ def cmd_drift(args) -> int:
         if args.repetition_penalty is not None:
             options["repetition_penalty"] = args.repetition_penalty
         texts = generate(args.model, None, prompts, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                         do_sample=args.do_sample, batch_size=args.batch_size, **options)
+                         do_sample=args.do_sample, batch_size=args.batch_size, load=args.load,
+                         model_kwargs=_model_kwargs(args), **options)
     else:
         generation = [f for f, on in (("--prompts", args.prompts), ("--do-sample", args.do_sample),
                                       ("--repetition-penalty", args.repetition_penalty is not None)) if on]
