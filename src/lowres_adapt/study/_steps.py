@@ -6,6 +6,7 @@ override one in a subclass to change how a step is done (the tests replace them 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from ._inputs import StudyData, _hash
@@ -37,7 +38,9 @@ class StudySteps:
         from ..evaluation import PerplexityEvaluator
 
         options = {"progress": False, **self.evaluation}
-        return PerplexityEvaluator(**options).evaluate(model, tokenizer, texts).to_dict()
+        with warnings.catch_warnings():  # a caution about few documents goes to the report, not the console
+            warnings.filterwarnings("ignore", message="the confidence intervals rest on")
+            return PerplexityEvaluator(**options).evaluate(model, tokenizer, texts).to_dict()
 
     def _generate(self, model, tokenizer, prompts: list[str], seed: int) -> list[str]:
         from ..modeling import generate
