@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from .._utils import did_you_mean, token_id
 from ..modeling import loading
 from . import _targets
-from .base import AdaptationRecipe
+from .base import AdaptationRecipe, meta_model
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class LoRA(AdaptationRecipe):
             ours["modules_to_save"] = theirs["modules_to_save"]
         if isinstance(self.target_modules, str):  # "auto"/"all-linear": what they pick on this architecture
             base = (source.model.get_base_model() if loading.is_peft(source.model) else source.model) \
-                if source.model is not None else _meta_model(source.config)
+                if source.model is not None else meta_model(source.config)
             ours["target_modules"] = tuple(sorted(self._resolve_targets(base)))
         else:
             ours["target_modules"] = tuple(sorted(self.target_modules))
@@ -343,15 +343,6 @@ def _adapter_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"r": int(cfg["r"]), "alpha": float(cfg.get("lora_alpha", 8)), "dropout": float(cfg.get("lora_dropout", 0.0)),
             "variant": variant, "target_modules": tuple(sorted(targets)), "bias": cfg.get("bias", "none"),
             "modules_to_save": tuple(cfg.get("modules_to_save") or ())}
-
-
-def _meta_model(config):
-    """The architecture of ``config`` on the meta device (no memory, no weights): for resolving targets."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config)
 
 
 def _show(value: Any) -> str:
