@@ -12,9 +12,11 @@ On one GPU (under 8 minutes on an H100) it writes ``benchmarks/results/gpu-<devi
   rendezvous, world size 1), so the wrapping path has run once; ZeRO-3 is skipped, with the reason
   recorded, when ``deepspeed`` is not installed.
 
-``--tiny`` runs the same code paths on a tiny Llama config in fp32 on CPU in seconds (no 8-bit Adam
-or bf16 there; FSDP or ZeRO-3 are recorded as skipped where CPU does not allow them). The test suite
-runs it (tests/test_gpu_record.py).
+``--tiny`` runs the same code paths on a tiny Llama config in fp32 on CPU in seconds (plain AdamW and
+fp32 there; the FSDP call runs, but accelerate runs it unwrapped on CPU, recorded as ``"not_wrapped"``
+with its ``distributed_type``). The test suite runs it (tests/test_gpu_record.py). Each wrapping
+entry's ``status``: ``"wrapped"`` (accelerate ran FSDP / DeepSpeed), ``"not_wrapped"``, ``"failed"``
+(with the error) or ``"skipped"`` (with the reason).
 
 Commands:
 
@@ -205,22 +207,29 @@ def record_wrapping(path: Path, docs: list[str], s: dict[str, Any], work: Path) 
         if name == "zero3" and importlib.util.find_spec("deepspeed") is None:
             out[name] = {"status": "skipped", "reason": "deepspeed is not installed (pip install deepspeed)"}
             continue
-        if s["device"] == "cpu" and name == "fsdp":
-            out[name] = {"status": "skipped", "reason": "FSDP through Trainer needs a GPU (NCCL) in this setup"}
+        if name == "zero3" and s["device"] == "cpu":
+            out[name] = {"status": "skipped", "reason": "DeepSpeed ZeRO-3 needs a GPU (its CPU accelerator is not set up)"}
             continue
-        saved = {k: os.environ.get(k) for k in _single_process_env()}
+        # accelerate also sets OMP/MKL_NUM_THREADS for a CPU world: restored with the rest
+        saved = {k: os.environ.get(k) for k in [*_single_process_env(), "OMP_NUM_THREADS", "MKL_NUM_THREADS"]}
         os.environ.update(_single_process_env())
         _free(s["device"])
         try:
             t0 = time.perf_counter()
+            seen = _WrapperSeen()
             run = recipe.train(str(path), docs, output_dir=work / name, max_steps=s["steps"],
                                batch_size=s["batch_size"], block_size=min(s["block_size"], 256),
-                               dtype=s["dtype"], logging_steps=1, **extra)
+                               dtype=s["dtype"], logging_steps=1, callbacks=[seen], **extra)
             m = run.metrics
-            out[name] = {"status": "ran", "recipe": recipe.to_dict(), "train_loss": m.get("train_loss"),
+            expected = "FSDP" if name == "fsdp" else "DEEPSPEED"
+            wrapped = expected in (seen.distributed_type or "")
+            out[name] = {"status": "wrapped" if wrapped else "not_wrapped",
+                         "note": "" if wrapped else f"accelerate ran it as {seen.distributed_type}: {name} wraps on "
+                                                    "GPUs only, so this ran the same recipe.train call unwrapped",
+                         "recipe": recipe.to_dict(), "train_loss": m.get("train_loss"),
                          "tokens_per_second": m.get("tokens_per_second"), "world_size": m.get("world_size"),
                          "measured_peak_bytes": m.get("step_peak_memory_bytes"),
-                         "wrapped_as": type(getattr(run, "model", None)).__name__,
+                         "distributed_type": seen.distributed_type, "wrappers": sorted(seen.wrappers),
                          "wall_seconds": round(time.perf_counter() - t0, 2)}
             del run
         except Exception as exc:  # recorded, not raised: the record says which path failed and how
@@ -237,11 +246,39 @@ def record_wrapping(path: Path, docs: list[str], s: dict[str, Any], work: Path) 
     return out
 
 
+class _WrapperSeen:
+    """A Trainer callback noting, at the first optimizer step, how accelerate runs (``distributed_type``)
+    and which wrapper classes hold the trained model (FSDP units, a DeepSpeed engine)."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class Seen(TrainerCallback):
+            distributed_type: str | None = None
+            wrappers: set[str] = set()
+
+            def on_step_end(self, args, state, control, model=None, **kwargs):
+                if self.distributed_type is None:
+                    from accelerate.state import AcceleratorState
+
+                    self.distributed_type = str(AcceleratorState().distributed_type)
+                    names = {type(m).__name__ for m in (model.modules() if model is not None else [])}
+                    self.wrappers = {n for n in names if "FullyShard" in n or "FSDP" in n or "DeepSpeed" in n}
+
+        return Seen()
+
+
 def _teardown_process_group() -> None:
+    """Ends the one-process world and forgets accelerate's state of it, so later runs in this process
+    (the next record, other tests) start as a plain single process again."""
     import torch.distributed as dist
+    from accelerate.state import AcceleratorState, GradientState
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    # accelerate keeps its state in class-level singletons; its own test utilities reset them this way
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 def device_name(tiny: bool) -> str:
