@@ -24,7 +24,9 @@ def find_target_modules(model, which: str = "attention") -> list[str]:
     Phi's ``dense``, Falcon's ``query_key_value``, ...): linear layers inside a module named or typed as
     attention. ``which="all-linear"`` adds the MLP projections; the LM head is never targeted. Each suffix
     is the shortest that matches only chosen layers under PEFT's matching (so GPT-2's MLP ``c_proj`` is
-    not caught by the attention ``c_proj``). When nothing matches, ``ValueError`` lists the model's layers.
+    not caught by the attention ``c_proj``). In a multimodal wrapper (``Gemma3ForConditionalGeneration``,
+    ...) only the language model is adapted, never the vision tower or its projector. When nothing
+    matches, ``ValueError`` lists the model's layers.
 
     Example::
 
@@ -38,11 +40,13 @@ def find_target_modules(model, which: str = "attention") -> list[str]:
         raise ValueError(f"which must be 'attention' or 'all-linear', got {which!r}")
     base = model.get_base_model() if is_peft(model) else model
     linear = _linear_layers(base)
+    language = _language_model_prefix(base)
+    in_language = {name for name in linear if name.startswith(language)}
     if which == "all-linear":
-        chosen = set(linear)
+        chosen = in_language
     else:
         modules = dict(base.named_modules())
-        chosen = {name for name in linear if _inside_attention(name, modules)}
+        chosen = {name for name in in_language if _inside_attention(name, modules)}
     if not chosen:
         kinds = sorted({f"{n.rsplit('.', 1)[-1]} ({type(m).__name__})" for n, m in base.named_modules() if n})
         raise ValueError(f"found no {which} projections to adapt in {type(base).__name__}; its modules are: "
@@ -59,6 +63,42 @@ def check_target_modules(model, targets: Sequence[str]) -> None:
         leaves = sorted({n.rsplit(".", 1)[-1] for n in _linear_layers(base)})
         raise ValueError(f"target_modules {missing} match no module of {type(base).__name__}; its linear layers "
                          f"are {leaves}; or use target_modules='auto' / 'all-linear'")
+
+
+def _language_model_prefix(model) -> str:
+    """The module path (with a trailing dot) of the language model inside a multimodal wrapper such as
+    ``Gemma3ForConditionalGeneration`` (transformers' ``get_decoder``), so that a vision or audio tower is
+    never adapted; ``""`` when the whole model is the language model's."""
+    try:
+        decoder = model.get_decoder()
+    except (AttributeError, NotImplementedError, ValueError):
+        return ""
+    if decoder is None or decoder is model:
+        return ""
+    for name, module in model.named_modules():
+        if module is decoder:
+            return name + "."
+    return ""
+
+
+def non_language_modules(model) -> list[str]:
+    """Returns the names of the modules a text-only training step never reaches in a multimodal wrapper
+    (vision or audio towers and their projectors): the siblings of the path to the language model that
+    hold parameters, the output embedding excepted. ``[]`` for a text-only model."""
+    prefix = _language_model_prefix(model)
+    if not prefix:
+        return []
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    parts = prefix[:-1].split(".")
+    out = []
+    for i, part in enumerate(parts):
+        parent_name = ".".join(parts[:i])
+        parent = model.get_submodule(parent_name) if parent_name else model
+        for child_name, child in parent.named_children():
+            if child_name == part or child is head or next(child.parameters(), None) is None:
+                continue
+            out.append(f"{parent_name}.{child_name}" if parent_name else child_name)
+    return out
 
 
 def _linear_layers(model) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from .base import AdaptationRecipe
 
 @dataclass
 class FullFineTuning(AdaptationRecipe):
-    """Full fine-tuning: all weights train, except modules named in ``frozen_modules``.
+    """Full fine-tuning: all weights train, except modules named in ``frozen_modules`` (and the vision or
+    audio tower of a multimodal wrapper, which text never reaches).
 
     Example::
 
@@ -48,6 +49,9 @@ class FullFineTuning(AdaptationRecipe):
             _targets.check_target_modules(model, self.frozen_modules)
         frozen_prefixes = [name + "." for name, _ in model.named_modules()
                            if name and any(name == m or name.endswith("." + m) for m in self.frozen_modules)]
+        # a multimodal wrapper's vision/audio tower gets no gradient from text: keep it frozen (and out of
+        # the optimizer) rather than count it as trained
+        frozen_prefixes += [name + "." for name in _targets.non_language_modules(model)]
         for name, param in model.named_parameters():
             param.requires_grad = not any(name.startswith(p) for p in frozen_prefixes)
         if gradient_checkpointing and not for_counting:

@@ -39,7 +39,7 @@ class LoRA(AdaptationRecipe):
 
         >>> import lowres_adapt as la
         >>> la.LoRA(r=8, variant="dora")
-        LoRA(r=8, alpha=16.0, dropout=0.05, target_modules='auto', variant='dora', loraplus_lr_ratio=None, bias='none', modules_to_save=(), trainable_token_indices=None, quantize_base=False, quant_type='nf4', double_quant=True)
+        LoRA(r=8, alpha=16.0, dropout=0.05, target_modules='auto', variant='dora', loraplus_lr_ratio=None, bias='none', modules_to_save=(), trainable_token_indices=None, ensure_weight_tying=False, quantize_base=False, quant_type='nf4', double_quant=True)
         >>> la.LoRA(r=0)
         Traceback (most recent call last):
         ...
@@ -79,6 +79,11 @@ class LoRA(AdaptationRecipe):
         default=None,
         metadata={"help": "PEFT trainable_token_indices: a list of token ids (rows of the input embedding) or "
                           "{module_name: [ids]}, to train only new vocabulary rows."},
+    )
+    ensure_weight_tying: bool = field(
+        default=False,
+        metadata={"help": "With tied input/output embeddings in modules_to_save, train one copy shared by both "
+                          "(PEFT's ensure_weight_tying); new_token_peft_kwargs(how='modules_to_save') sets it."},
     )
     quantize_base: bool = field(
         default=False,
@@ -137,6 +142,8 @@ class LoRA(AdaptationRecipe):
                                                  for j, i in enumerate(tti))
         if self.quant_type not in _QUANT_TYPES:
             raise ValueError(f"quant_type must be one of {_QUANT_TYPES}, got {self.quant_type!r}")
+        if not isinstance(self.ensure_weight_tying, bool):
+            raise ValueError(f"ensure_weight_tying must be True or False, got {self.ensure_weight_tying!r}")
         if not isinstance(self.quantize_base, bool):
             raise ValueError(f"quantize_base must be True or False, got {self.quantize_base!r}")
         if self.quantize_base and self.variant in _FLOAT_WEIGHT_VARIANTS:
@@ -173,6 +180,7 @@ class LoRA(AdaptationRecipe):
             fan_in_fan_out=_targets_conv1d(model, targets),
             modules_to_save=list(self.modules_to_save) or None,
             trainable_token_indices=_plain_indices(self.trainable_token_indices),
+            ensure_weight_tying=self.ensure_weight_tying,
         )
         model = get_peft_model(model, config)
         if gradient_checkpointing and not for_counting:

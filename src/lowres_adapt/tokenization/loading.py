@@ -139,6 +139,9 @@ def load_tokenizer(
     return tok
 
 
+_FILE_SUFFIXES = (".json", ".model", ".tiktoken", ".txt", ".jsonl", ".vocab", ".bin", ".safetensors")
+
+
 def _guess_kind(path: Path, source: Any) -> str:
     if path.is_dir():
         return "pretrained"
@@ -156,7 +159,10 @@ def _guess_kind(path: Path, source: Any) -> str:
             f"load_tokenizer: cannot tell what kind of tokenizer file {str(path)!r} is from its name; pass kind= one "
             f"of {KINDS[1:]} (a SentencePiece model ends in .model, a tiktoken ranks file in .tiktoken)")
     text = str(source)
-    if os.sep in text.strip("/").replace("/", "", 1) or text.startswith((".", "~")) or Path(text).suffix:
+    # a hub id is 'name' or 'owner/name' and may hold dots ('mistralai/Mistral-7B-v0.1', 'Qwen/Qwen2.5-7B');
+    # a missing tokenizer *file* is named by its suffix
+    if (os.sep in text.strip("/").replace("/", "", 1) or text.startswith((".", "~"))
+            or Path(text).suffix.lower() in _FILE_SUFFIXES):
         raise FileNotFoundError(
             f"load_tokenizer: no file or folder {text!r} (and it does not look like a hub id 'owner/name'); "
             "check the path")
