@@ -141,6 +141,9 @@ class AdaptationRecipe:
         """Returns the model with this recipe's trainable weights set up (subclasses implement it)."""
         raise NotImplementedError
 
+    def _check_train(self, weight_decay: float) -> None:
+        """Raises ``ValueError`` for training options this recipe cannot honour (checked before any loading)."""
+
     def _optimizer(self, model, learning_rate: float, weight_decay: float):
         """An optimizer instance when the recipe needs its own (LoRA+), else ``None`` (Trainer's AdamW)."""
         return None
@@ -283,6 +286,7 @@ class AdaptationRecipe:
             save_steps=save_steps, save_total_limit=save_total_limit, logging_steps=logging_steps,
             report_to=report_to, extra=training_args,
         )
+        self._check_train(weight_decay)
         if gradient_checkpointing is None:
             gradient_checkpointing = self._default_checkpointing()
         if (train_texts is None) == (train_dataset is None):

@@ -35,7 +35,7 @@ class LoRA(AdaptationRecipe):
 
         >>> import lowres_adapt as la
         >>> la.LoRA(r=8, variant="dora")
-        LoRA(r=8, alpha=16.0, dropout=0.05, target_modules='auto', variant='dora', loraplus_lr_ratio=None, bias='none', modules_to_save=(), trainable_token_indices=None, quantize_base=False, quant_type='nf4', double_quant=True)
+        LoRA(r=8, alpha=16.0, dropout=0.05, target_modules='auto', variant='dora', loraplus_lr_ratio=None, bias='none', modules_to_save=(), trainable_token_indices=None, ensure_weight_tying=False, quantize_base=False, quant_type='nf4', double_quant=True)
         >>> la.LoRA(r=0)
         Traceback (most recent call last):
         ...
@@ -75,6 +75,11 @@ class LoRA(AdaptationRecipe):
         default=None,
         metadata={"help": "PEFT trainable_token_indices: a list of token ids (rows of the input embedding) or "
                           "{module_name: [ids]}, to train only new vocabulary rows."},
+    )
+    ensure_weight_tying: bool = field(
+        default=False,
+        metadata={"help": "PEFT ensure_weight_tying: keep a tied input embedding and LM head tied when both are in "
+                          "modules_to_save (one trained copy, as in the base)."},
     )
     quantize_base: bool = field(
         default=False,
@@ -162,6 +167,7 @@ class LoRA(AdaptationRecipe):
             fan_in_fan_out=_targets_conv1d(model, targets),
             modules_to_save=list(self.modules_to_save) or None,
             trainable_token_indices=_plain_indices(self.trainable_token_indices),
+            ensure_weight_tying=self.ensure_weight_tying,
         )
         model = get_peft_model(model, config)
         if gradient_checkpointing and not for_counting:
