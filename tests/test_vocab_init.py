@@ -10,7 +10,6 @@ import torch
 
 import lowres_adapt as la
 from lowres_adapt.tokenization import _rows
-
 from test_vocab import BA, RU
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_vocab import BA, RU
 
 import lowres_adapt as la
 from lowres_adapt.tokenization import new_token_peft_kwargs
+from test_vocab import BA, RU
 
 SETTINGS = dict(max_steps=3, block_size=32, batch_size=2, learning_rate=5e-2, logging_steps=1)
 
@@ -167,3 +167,15 @@ def test_vocabulary_stage_bad_input():
         la.StagedRecipe(la.LoRA(), [la.Stage("c"), la.Stage("v", kind="vocabulary", new_tokens=10)])
     with pytest.raises(ValueError, match="must be the first stage"):
         la.StagedRecipe(la.LoRA(), [la.Stage("v", kind="vocabulary", new_tokens=10)])
+
+
+def test_a_study_grid_of_inits_and_sizes_is_planned_with_distinct_labels(tmp_path):
+    def arm(n, init):
+        return la.StagedRecipe(la.FullFineTuning(), [la.Stage(f"v{n}-{init}", kind="vocabulary", new_tokens=n,
+                                                              init=init), la.Stage("c")])
+
+    recipes = [la.FullFineTuning()] + [arm(n, init) for n in (100, 1000) for init in ("mean", "merge")]
+    study = la.Study(models=["tiny:gpt2"], recipes=recipes, seeds=[0, 1], corpus="sample:ba",
+                     output_dir=tmp_path / "study", progress=False)
+    plan = study.plan()
+    assert len(plan) == 10 and "tiny-gpt2__full-v1000-merge-c__s1" in plan and "tiny-gpt2__full__s0" in plan

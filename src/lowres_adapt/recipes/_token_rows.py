@@ -65,8 +65,15 @@ def freeze_other_rows(model, tti, *, hooks: bool = True) -> None:
             keep = sorted(set(ids))
             frozen += (rows - len(keep)) * (param.numel() // rows)
             if hooks:
-                mask = torch.zeros(rows, dtype=torch.bool)
-                mask[keep] = True
-                shape = (rows,) + (1,) * (param.dim() - 1)
-                param.register_hook(lambda g, m=mask.view(shape): g.masked_fill(~m.to(g.device), 0))
+                frozen_mask = torch.ones(rows, dtype=torch.bool)
+                frozen_mask[keep] = False
+                param.register_hook(_zero_rows(frozen_mask.view((rows,) + (1,) * (param.dim() - 1))))
     setattr(model, FROZEN_ATTR, frozen)
+
+
+def _zero_rows(frozen_mask):
+    """A gradient hook that zeroes the rows ``frozen_mask`` marks (NaN there becomes 0 too)."""
+    def hook(grad):
+        return grad.masked_fill(frozen_mask.to(grad.device), 0)
+
+    return hook
