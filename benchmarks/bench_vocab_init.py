@@ -81,16 +81,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated sizes; 'max': every token the training text supports")
     parser.add_argument("--inits", default=",".join(INITS))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--train-bytes", type=int, default=25_000, help="training text per arm, in bytes")
+    parser.add_argument("--train-bytes", type=int, default=12_000, help="training text per arm, in bytes")
     parser.add_argument("--vocab-docs", type=int, default=1000,
                         help="training documents the new tokens are learnt from (the first N; the arms train on "
                              "the first --train-bytes of them)")
     parser.add_argument("--max-vocab-size", type=int, default=16_000,
                         help="vocab_size of the target tokenizer trained for 'max'")
-    parser.add_argument("--eval-docs", type=int, default=30, help="held-out (valid) documents scored")
-    parser.add_argument("--eval-chars", type=int, default=500,
+    parser.add_argument("--eval-docs", type=int, default=20, help="held-out (valid) documents scored")
+    parser.add_argument("--eval-chars", type=int, default=400,
                         help="score each held-out document's first N characters (cut at a space; 0: whole)")
-    parser.add_argument("--ref-docs", type=int, default=60, help="reference-language sentences scored")
+    parser.add_argument("--ref-docs", type=int, default=30, help="reference-language sentences scored")
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_seconds": time.perf_counter() - t0,
             }
             runs.append(rec)
+            if args.out:  # partial results as they come (the final write below adds the comparisons)
+                Path(args.out).write_text(json.dumps({"partial": True, "runs": runs}, indent=1, default=str),
+                                          encoding="utf-8")
             print(f"seed {seed} {init:>10} {size:>5}: {rec['new_tokens']:>6} tokens, {steps} steps, "
                   f"bpb {rec['bpb_before']:.3f} -> {rec['bpb_after']:.3f}, ru {rec['ref_bpb_before']:.3f} -> "
                   f"{rec['ref_bpb_after']:.3f}, {rec['tokens_per_second']:.0f} tok/s, {rec['wall_seconds']:.0f} s",

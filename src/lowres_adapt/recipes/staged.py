@@ -8,7 +8,7 @@ coming out of a stage goes into the next, which keeps training the same weights 
 * ``kind="causal_lm"``: documents, packed into blocks exactly as ``recipe.train`` packs them.
 * ``kind="vocabulary"``: no training: extends the vocabulary with ``new_tokens`` tokens learnt from the
   stage's documents (``init`` for the new rows), and the stages after it train the new rows (``rows``)
-  for the same number of text bytes (``equal_bytes``); see ``_vocab_stage.py``. It must come first.
+  for the same number of text bytes (``equal_bytes``); see ``_extension.py``. It must come first.
 * ``kind="instruction"``: prompt/response pairs written with ``template`` (Alpaca style by default)::
 
       [BOS] ### Instruction:\\n{prompt}\\n\\n### Response:\\n | {response} [EOS]
@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 from .._utils import atomic_write_json, did_you_mean, library_versions
 from ..modeling import loading
 from ..tokenization import check_init
-from . import _vocab_stage
+from . import _extension
 from .base import AdaptationRecipe, TrainingRun
 
 __all__ = ["Stage", "StagedRecipe", "build_instruction_dataset"]
@@ -151,9 +151,9 @@ class Stage:
             raise ValueError(f"vocabulary stage {self.name!r} needs new_tokens, an integer >= 0 (0: no extension), "
                              f"got {self.new_tokens!r}")
         check_init(self.init)
-        if self.rows not in _vocab_stage.ROWS:
-            raise ValueError(f"Stage.rows must be one of {_vocab_stage.ROWS}, got {self.rows!r}"
-                             f"{did_you_mean(str(self.rows), _vocab_stage.ROWS)}")
+        if self.rows not in _extension.ROWS:
+            raise ValueError(f"Stage.rows must be one of {_extension.ROWS}, got {self.rows!r}"
+                             f"{did_you_mean(str(self.rows), _extension.ROWS)}")
         if self.settings() or self.training_args:
             raise ValueError(f"vocabulary stage {self.name!r} does not train; set {sorted(self.settings())} "
                              "on the stages after it")
@@ -368,12 +368,12 @@ class StagedRecipe(AdaptationRecipe):
             stage_dir = output_dir if last else output_dir / "stages" / f"{i}-{stage.name}"
             if stage.kind == "vocabulary":
                 base_tok = tok
-                current, tok, recipe, vocab = _vocab_stage.extend(stage, current, tok, recipe, stage_data["texts"],
+                current, tok, recipe, vocab = _extension.extend(stage, current, tok, recipe, stage_data["texts"],
                                                                   stage_dir, seed)
                 if stage.equal_bytes:  # equal cost is equal text bytes: fewer tokens, fewer steps
                     for later_stage, later, later_data in plans[i:]:
                         if later_stage.kind == "causal_lm" and vocab["added"]:
-                            ratio = _vocab_stage.token_ratio(base_tok, tok, later_data["train_texts"])
+                            ratio = _extension.token_ratio(base_tok, tok, later_data["train_texts"])
                             steps = later.get("max_steps", default_steps)
                             later["max_steps"] = max(1, round(steps * ratio))
                             vocab.setdefault("scaled_max_steps", {})[later_stage.name] = {
