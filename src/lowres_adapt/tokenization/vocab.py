@@ -32,11 +32,13 @@ or SentencePiece-style like Llama-2 / Mistral-7B v0.1: ``"▁"`` for spaces, byt
    transformers does) or ``"random"`` (small normal, a control); see ``_rows.py``. With tied embeddings
    the LM head follows the input embedding; an untied head gets the same init from its own rows.
 
-Explicit ``new_tokens=[...]`` (and Unigram tokenizers) are added as ``AddedToken(text, normalized=False)``
-instead: matched on the raw text before pre-tokenization; each must round-trip on its own.
+Explicit ``new_tokens=[...]`` (any fast tokenizer, WordPiece included) and learnt tokens of a Unigram
+tokenizer are added as ``AddedToken(text, normalized=False)`` instead: matched on the raw text before
+pre-tokenization; each must round-trip on its own. No merge creates them, so ``init="merge"`` is refused.
 
-For LoRA, :func:`new_token_peft_kwargs` gives the ``LoraConfig`` arguments that make only the new rows
-trainable (PEFT's ``trainable_token_indices``) or the whole embedding and head (``modules_to_save``).
+:func:`new_token_peft_kwargs` gives the arguments that make only the new rows trainable (PEFT's
+``trainable_token_indices`` for LoRA/QLoRA, the same field of ``FullFineTuning``) or the whole embedding
+and head (``modules_to_save``).
 
 Example::
 
@@ -285,13 +287,14 @@ def init_new_embeddings(model, tokenizer, info: VocabularyExtension, init: str =
 
 def new_token_peft_kwargs(model, token_ids: Sequence[int] | VocabularyExtension,
                           how: str = "trainable_tokens") -> dict[str, Any]:
-    """``LoraConfig`` keyword arguments that make the new embedding rows trainable under LoRA.
+    """Recipe keyword arguments that make the new embedding rows trainable (``LoRA``, ``QLoRA``, ``FullFineTuning``).
 
-    ``how="trainable_tokens"`` (default) trains only the given rows, through PEFT's
-    ``trainable_token_indices`` (a small delta per row; with tied embeddings PEFT ties the LM head to it,
-    an untied head gets its own rows). ``how="modules_to_save"`` trains full copies of the input
-    embedding and the LM head (more memory, also updates old rows; tied weights stay tied through
-    ``ensure_weight_tying``).
+    ``how="trainable_tokens"`` (default) trains only the given rows and keeps the original rows frozen
+    (EEVE): PEFT's ``trainable_token_indices`` under LoRA/QLoRA (a small delta per row; with tied
+    embeddings PEFT ties the LM head to it, an untied head gets its own rows), and the same field of
+    ``FullFineTuning`` (the other rows get no gradient). ``how="modules_to_save"`` (LoRA/QLoRA) trains
+    full copies of the input embedding and the LM head (more memory, also updates old rows; tied
+    weights stay tied through ``ensure_weight_tying``).
 
     Example::
 
