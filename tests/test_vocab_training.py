@@ -179,3 +179,20 @@ def test_a_study_grid_of_inits_and_sizes_is_planned_with_distinct_labels(tmp_pat
                      output_dir=tmp_path / "study", progress=False)
     plan = study.plan()
     assert len(plan) == 10 and "tiny-gpt2__full-v1000-merge-c__s1" in plan and "tiny-gpt2__full__s0" in plan
+
+
+def test_instruction_stage_after_a_vocabulary_stage_uses_the_extended_tokens(ru_tok, tmp_path):
+    base_dir = tmp_path / "base"
+    la.build_tiny_model("gpt2", ru_tok, hidden_size=32, num_layers=1, num_heads=2,
+                        max_positions=64).save_pretrained(base_dir)
+    ru_tok.save_pretrained(base_dir)
+    pairs = [(BA[k][:20], BA[k + 1][:30]) for k in range(4)]
+    staged = la.StagedRecipe(la.FullFineTuning(), [la.Stage("v", kind="vocabulary", new_tokens=30),
+                                                   la.Stage("i", kind="instruction", template="{prompt}\n")])
+    # one epoch at batch 1: the tokens read are exactly the examples' tokens
+    run = staged.train(str(base_dir), BA, data={"i": pairs}, output_dir=tmp_path / "run", block_size=64,
+                       batch_size=1, max_steps=4, seed=0)
+    build = la.recipes.build_instruction_dataset
+    extended = sum(len(ex["input_ids"]) for ex in build(run.tokenizer, pairs, template="{prompt}\n", max_length=64))
+    old = sum(len(ex["input_ids"]) for ex in build(ru_tok, pairs, template="{prompt}\n", max_length=64))
+    assert extended < old and run.metrics["stages"][1]["train_tokens"] == extended

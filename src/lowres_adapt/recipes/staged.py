@@ -332,7 +332,7 @@ class StagedRecipe(AdaptationRecipe):
         resolved = loading.resolve_model(model, tokenizer)  # loads the tokenizer and config, no weights
         tok, context = resolved.tokenizer, loading.context_length(resolved.config)
         default_block = inspect.signature(self.base.train).parameters["block_size"].default
-        plans = []
+        plans, pairs_of = [], {}
         for stage in self.stages:
             settings = {**kwargs, **stage.training_args, **stage.settings()}
             block_size = settings.get("block_size", default_block)
@@ -360,6 +360,7 @@ class StagedRecipe(AdaptationRecipe):
                 pairs = _load_pairs(source, stage)
                 dataset = build_instruction_dataset(tok, pairs, template=stage.template, max_length=block_size)
                 plans.append((stage, settings, {"train_dataset": dataset}))
+                pairs_of[stage.name] = (pairs, block_size)
 
         current, stage_metrics, history, run, recipe = model, [], [], None, self.base
         default_steps = inspect.signature(self.base.train).parameters["max_steps"].default
@@ -369,7 +370,7 @@ class StagedRecipe(AdaptationRecipe):
             if stage.kind == "vocabulary":
                 base_tok = tok
                 current, tok, recipe, vocab = _extension.extend(stage, current, tok, recipe, stage_data["texts"],
-                                                                  stage_dir, seed)
+                                                                stage_dir, seed)
                 if stage.equal_bytes:  # equal cost is equal text bytes: fewer tokens, fewer steps
                     for later_stage, later, later_data in plans[i:]:
                         if later_stage.kind == "causal_lm" and vocab["added"]:
@@ -378,6 +379,11 @@ class StagedRecipe(AdaptationRecipe):
                             later["max_steps"] = max(1, round(steps * ratio))
                             vocab.setdefault("scaled_max_steps", {})[later_stage.name] = {
                                 "before": steps, "after": later["max_steps"], "token_ratio": ratio}
+                for later_stage, _, later_data in plans[i:]:  # instruction examples in the extended tokens
+                    if later_stage.kind == "instruction":
+                        pairs, max_length = pairs_of[later_stage.name]
+                        later_data["train_dataset"] = build_instruction_dataset(
+                            tok, pairs, template=later_stage.template, max_length=max_length)
                 stage_metrics.append(vocab)
                 continue
             run = recipe.train(current, eval_texts=eval_texts, tokenizer=tok, output_dir=stage_dir, seed=seed,
