@@ -196,3 +196,14 @@ def test_instruction_stage_after_a_vocabulary_stage_uses_the_extended_tokens(ru_
     extended = sum(len(ex["input_ids"]) for ex in build(run.tokenizer, pairs, template="{prompt}\n", max_length=64))
     old = sum(len(ex["input_ids"]) for ex in build(ru_tok, pairs, template="{prompt}\n", max_length=64))
     assert extended < old and run.metrics["stages"][1]["train_tokens"] == extended
+
+
+def test_new_fields_leave_earlier_recipe_dicts_unchanged():
+    """Study fingerprints hash recipe dicts: fields added for this feature are left out at their defaults."""
+    assert "ensure_weight_tying" not in la.LoRA().to_dict()
+    assert "trainable_token_indices" not in la.FullFineTuning().to_dict()
+    assert set(la.Stage("c").to_dict()).isdisjoint({"new_tokens", "init", "rows", "equal_bytes"})
+    for recipe in (la.LoRA(ensure_weight_tying=True), la.FullFineTuning(trainable_token_indices={"wte": [5]}),
+                   la.StagedRecipe(la.LoRA(), [la.Stage("v", kind="vocabulary", new_tokens=5, init="merge",
+                                                        rows="all"), la.Stage("c")])):
+        assert la.AdaptationRecipe.from_dict(recipe.to_dict()) == recipe

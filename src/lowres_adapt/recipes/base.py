@@ -29,6 +29,9 @@ from . import _step_memory, _trainer
 
 logger = logging.getLogger(__name__)
 
+# Field metadata key: leave the field out of ``to_dict`` while it has its default value.
+OMIT_IF_DEFAULT = "omit_if_default"
+
 # name -> recipe class; filled by ``AdaptationRecipe.__init_subclass__``.
 _REGISTRY: dict[str, type[AdaptationRecipe]] = {}
 
@@ -75,7 +78,10 @@ class AdaptationRecipe:
         """
         out: dict[str, Any] = {"recipe": self.name}
         for f in fields(self):
-            out[f.name] = _plain(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.metadata.get(OMIT_IF_DEFAULT) and value == f.default:
+                continue  # a field added later: left out at its default, so earlier dicts and fingerprints hold
+            out[f.name] = _plain(value)
         return out
 
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from ..modeling import loading
 from . import _targets, _token_rows
-from .base import AdaptationRecipe
+from .base import OMIT_IF_DEFAULT, AdaptationRecipe
 
 
 @dataclass
@@ -24,6 +24,8 @@ class FullFineTuning(AdaptationRecipe):
         >>> import lowres_adapt as la
         >>> la.FullFineTuning(frozen_modules=["wpe"])
         FullFineTuning(frozen_modules=('wpe',), trainable_token_indices=None)
+        >>> la.FullFineTuning(trainable_token_indices=[98, 99]).to_dict()["trainable_token_indices"]
+        [98, 99]
         >>> m = la.build_tiny_model("gpt2", vocab_size=100, hidden_size=16, num_heads=2, num_layers=1)
         >>> recipe = la.FullFineTuning(trainable_token_indices=[98, 99])
         >>> recipe.count_parameters(recipe._adapt(m))  # 98 of the 100 rows x 16 stay frozen
@@ -41,7 +43,7 @@ class FullFineTuning(AdaptationRecipe):
         metadata={"help": "None: every embedding row trains. A list of token ids (rows of the input embedding "
                           "and of an untied LM head) or {module_name: [ids]}: only these rows of those modules "
                           "train, the others stay exactly as they are (the new rows after a vocabulary "
-                          "extension, EEVE-style)."},
+                          "extension, EEVE-style).", OMIT_IF_DEFAULT: True},
     )
 
     name: ClassVar[str] = "full"

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from .._utils import did_you_mean
 from ..modeling import loading
 from . import _targets
-from .base import AdaptationRecipe
+from .base import OMIT_IF_DEFAULT, AdaptationRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class LoRA(AdaptationRecipe):
     ensure_weight_tying: bool = field(
         default=False,
         metadata={"help": "PEFT ensure_weight_tying: keep a tied input embedding and LM head tied when both are in "
-                          "modules_to_save (one trained copy, as in the base)."},
+                          "modules_to_save (one trained copy, as in the base).", OMIT_IF_DEFAULT: True},
     )
     quantize_base: bool = field(
         default=False,

@@ -55,6 +55,7 @@ __all__ = ["Stage", "StagedRecipe", "build_instruction_dataset"]
 
 KINDS = ("causal_lm", "instruction", "vocabulary")
 DEFAULT_TEMPLATE = "### Instruction:\n{prompt}\n\n### Response:\n"
+_VOCABULARY_FIELDS = ("new_tokens", "init", "rows", "equal_bytes")
 # Settings a stage may override; None inherits from StagedRecipe.train's keywords.
 _STAGE_SETTINGS = ("max_steps", "learning_rate", "batch_size", "block_size", "warmup_steps",
                    "lr_scheduler_type", "weight_decay", "gradient_accumulation_steps")
@@ -159,8 +160,16 @@ class Stage:
                              "on the stages after it")
 
     def to_dict(self) -> dict[str, Any]:
-        """The stage as a JSON/YAML-friendly dict (``Stage(**d)`` rebuilds it)."""
-        return asdict(self)
+        """The stage as a JSON/YAML-friendly dict (``Stage(**d)`` rebuilds it).
+
+        The vocabulary-stage fields are left out of other stages, so their dicts (and the fingerprints of
+        studies that hold them) are what they were before vocabulary stages existed.
+        """
+        out = asdict(self)
+        if self.kind != "vocabulary":
+            for name in _VOCABULARY_FIELDS:
+                out.pop(name)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage:
