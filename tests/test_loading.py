@@ -150,3 +150,30 @@ def test_the_cli_loads_as_python_does(ba_docs, tmp_path):
                  "--attn-implementation", "eager", "--json", str(metrics), "-q"]) == EXIT_OK
     recorded = json.loads(metrics.read_text())
     assert recorded["model_kwargs"] == {"attn_implementation": "eager"} and recorded["base_load"] == "fp32"
+
+
+def test_vocabulary_extension_in_place_holds_no_second_model(ba_docs):
+    """The copy that keeps a caller's model unchanged costs a whole second model (14 GB for a 7B model in
+    fp16); ``inplace=True`` (and a path, which the function loads itself) extends without it."""
+    import torch
+    import transformers
+
+    from lowres_adapt.recipes._step_memory import StepMemory
+
+    tok = la.train_tokenizer(ba_docs, vocab_size=400)
+    cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=2048, num_hidden_layers=4, num_attention_heads=4,
+                                   vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    model = transformers.AutoModelForCausalLM.from_config(cfg)
+    model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    before = model.get_input_embeddings().weight.detach().clone()
+    peaks = {}
+    for inplace in (False, True):
+        with StepMemory(model, device="cpu") as mem:
+            extended, _, info = la.extend_vocabulary(model, tok, new_tokens=[" һәм", " менән"], inplace=inplace)
+        peaks[inplace] = mem.peak - mem.baseline
+        assert (extended is model) is inplace
+    print({k: f"{v / 1e6:.1f} MB" for k, v in peaks.items()}, f"model {model_bytes / 1e6:.1f} MB")
+    assert peaks[False] >= model_bytes  # the copy
+    assert peaks[True] < model_bytes / 4  # only the resized embedding and head
+    assert torch.equal(model.get_input_embeddings().weight[: len(tok)], before)  # old rows kept in place
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) + 2 == len(tok) + len(info.new_token_ids)

@@ -29,6 +29,9 @@ from . import _step_memory, _trainer
 
 logger = logging.getLogger(__name__)
 
+# Field metadata key: leave the field out of ``to_dict`` while it has its default value.
+OMIT_IF_DEFAULT = "omit_if_default"
+
 # name -> recipe class; filled by ``AdaptationRecipe.__init_subclass__``.
 _REGISTRY: dict[str, type[AdaptationRecipe]] = {}
 
@@ -75,7 +78,10 @@ class AdaptationRecipe:
         """
         out: dict[str, Any] = {"recipe": self.name}
         for f in fields(self):
-            out[f.name] = _plain(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.metadata.get(OMIT_IF_DEFAULT) and value == f.default:
+                continue  # a field added later: left out at its default, so earlier dicts and fingerprints hold
+            out[f.name] = _plain(value)
         return out
 
     @classmethod
@@ -144,6 +150,9 @@ class AdaptationRecipe:
     def _check_source(self, source: loading.ModelSource) -> None:
         """Raises before any weights load when the recipe cannot train ``source`` as asked (LoRA: an adapter
         made with other settings)."""
+
+    def _check_train(self, weight_decay: float) -> None:
+        """Raises ``ValueError`` for training options this recipe cannot honour (checked before any loading)."""
 
     def _optimizer(self, model, learning_rate: float, weight_decay: float):
         """An optimizer instance when the recipe needs its own (LoRA+), else ``None`` (Trainer's AdamW)."""
@@ -334,6 +343,7 @@ class AdaptationRecipe:
             save_steps=save_steps, save_total_limit=save_total_limit, logging_steps=logging_steps,
             report_to=report_to, extra=training_args,
         )
+        self._check_train(weight_decay)
         if gradient_checkpointing is None:
             gradient_checkpointing = self._default_checkpointing()
         if (train_texts is None) == (train_dataset is None):

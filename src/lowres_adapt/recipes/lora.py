@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from .._utils import did_you_mean, token_id
 from ..modeling import loading
 from . import _targets
-from .base import AdaptationRecipe, meta_model
+from .base import OMIT_IF_DEFAULT, AdaptationRecipe, meta_model
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,9 @@ class LoRA(AdaptationRecipe):
     )
     ensure_weight_tying: bool = field(
         default=False,
-        metadata={"help": "With tied input/output embeddings in modules_to_save, train one copy shared by both "
-                          "(PEFT's ensure_weight_tying); new_token_peft_kwargs(how='modules_to_save') sets it."},
+        metadata={"help": "PEFT ensure_weight_tying: keep a tied input embedding and LM head tied when both are in "
+                          "modules_to_save (one trained copy, as in the base); new_token_peft_kwargs("
+                          "how='modules_to_save') sets it.", OMIT_IF_DEFAULT: True},
     )
     quantize_base: bool = field(
         default=False,

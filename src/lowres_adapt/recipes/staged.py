@@ -6,6 +6,9 @@ LoRA, QLoRA) and runs its :class:`Stage` list in order on one model: the model (
 coming out of a stage goes into the next, which keeps training the same weights or adapter.
 
 * ``kind="causal_lm"``: documents, packed into blocks exactly as ``recipe.train`` packs them.
+* ``kind="vocabulary"``: no training: extends the vocabulary with ``new_tokens`` tokens learnt from the
+  stage's documents (``init`` for the new rows), and the stages after it train the new rows (``rows``)
+  for the same number of text bytes (``equal_bytes``); see ``_extension.py``. It must come first.
 * ``kind="instruction"``: prompt/response pairs written with ``template`` (Alpaca style by default)::
 
       [BOS] ### Instruction:\\n{prompt}\\n\\n### Response:\\n | {response} [EOS]
@@ -44,12 +47,15 @@ from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
 from ..modeling import loading
+from ..tokenization import check_init
+from . import _extension
 from .base import AdaptationRecipe, TrainingRun
 
 __all__ = ["Stage", "StagedRecipe", "build_instruction_dataset"]
 
-KINDS = ("causal_lm", "instruction")
+KINDS = ("causal_lm", "instruction", "vocabulary")
 DEFAULT_TEMPLATE = "### Instruction:\n{prompt}\n\n### Response:\n"
+_VOCABULARY_FIELDS = ("new_tokens", "init", "rows", "equal_bytes")
 # Settings a stage may override; None inherits from StagedRecipe.train's keywords.
 _STAGE_SETTINGS = ("max_steps", "learning_rate", "batch_size", "block_size", "warmup_steps",
                    "lr_scheduler_type", "weight_decay", "gradient_accumulation_steps")
@@ -67,8 +73,9 @@ class Stage:
     """
 
     name: str = field(metadata={"help": "Unique name; also the key of this stage's data in train(data=...)."})
-    kind: str = field(default="causal_lm", metadata={"help": "'causal_lm' (raw documents, packed) or "
-                                                             "'instruction' (prompt/response pairs)."})
+    kind: str = field(default="causal_lm", metadata={"help": "'causal_lm' (raw documents, packed), "
+                                                             "'instruction' (prompt/response pairs) or "
+                                                             "'vocabulary' (extend the vocabulary; first)."})
     data: str | None = field(
         default=None,
         metadata={"help": "Where the stage's data is: a load_corpus source for causal_lm, a JSONL file of "
@@ -91,6 +98,16 @@ class Stage:
     response_field: str = field(default="response", metadata={"help": "JSON key of the response."})
     training_args: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Other recipe.train keywords for this stage only."})
+    new_tokens: int | None = field(
+        default=None, metadata={"help": "Vocabulary stages: tokens to add (extend_vocabulary's max_new_tokens)."})
+    init: str = field(default="mean", metadata={
+        "help": "Vocabulary stages: how the new rows start: 'mean', 'merge', 'covariance' or 'random'."})
+    rows: str = field(default="auto", metadata={
+        "help": "Vocabulary stages: which embedding rows the later stages train: 'new' (the original rows "
+                "frozen, EEVE), 'all', or 'auto' ('new' for adapters, 'all' for full fine-tuning)."})
+    equal_bytes: bool = field(default=True, metadata={
+        "help": "Vocabulary stages: scale the later causal_lm stages' max_steps by the extended/base token "
+                "ratio on their documents, so every arm trains on the same number of text bytes."})
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
@@ -118,6 +135,10 @@ class Stage:
             except (KeyError, IndexError, ValueError) as err:
                 raise ValueError(f"Stage.template {self.template!r} has a slot other than {{prompt}} ({err}); "
                                  "write literal braces as {{ and }}") from None
+        if self.kind == "vocabulary":
+            self._check_vocabulary()
+        elif self.new_tokens is not None:
+            raise ValueError(f"Stage.new_tokens is for kind='vocabulary' stages; stage {self.name!r} is {self.kind!r}")
         if not isinstance(self.training_args, Mapping):
             raise ValueError(f"Stage.training_args must be a dict, got {type(self.training_args).__name__}")
         self.training_args = dict(self.training_args)
@@ -126,9 +147,29 @@ class Stage:
         if clash:
             raise ValueError(f"Stage.training_args must not set {clash}; use the Stage fields / train() for them")
 
+    def _check_vocabulary(self) -> None:
+        if isinstance(self.new_tokens, bool) or not isinstance(self.new_tokens, int) or self.new_tokens < 0:
+            raise ValueError(f"vocabulary stage {self.name!r} needs new_tokens, an integer >= 0 (0: no extension), "
+                             f"got {self.new_tokens!r}")
+        check_init(self.init)
+        if self.rows not in _extension.ROWS:
+            raise ValueError(f"Stage.rows must be one of {_extension.ROWS}, got {self.rows!r}"
+                             f"{did_you_mean(str(self.rows), _extension.ROWS)}")
+        if self.settings() or self.training_args:
+            raise ValueError(f"vocabulary stage {self.name!r} does not train; set {sorted(self.settings())} "
+                             "on the stages after it")
+
     def to_dict(self) -> dict[str, Any]:
-        """The stage as a JSON/YAML-friendly dict (``Stage(**d)`` rebuilds it)."""
-        return asdict(self)
+        """The stage as a JSON/YAML-friendly dict (``Stage(**d)`` rebuilds it).
+
+        The vocabulary-stage fields are left out of other stages, so their dicts (and the fingerprints of
+        studies that hold them) are what they were before vocabulary stages existed.
+        """
+        out = asdict(self)
+        if self.kind != "vocabulary":
+            for name in _VOCABULARY_FIELDS:
+                out.pop(name)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage:
@@ -178,6 +219,10 @@ class StagedRecipe(AdaptationRecipe):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"stage names must be unique, got {dupes} more than once in {names}")
+        kinds = [s.kind for s in self.stages]
+        if "vocabulary" in kinds[1:] or kinds == ["vocabulary"]:
+            raise ValueError(f"a vocabulary stage must be the first stage and have a training stage after it, "
+                             f"got stage kinds {kinds}")
         if self.label is None:
             self.label = "+".join(names)
 
@@ -296,7 +341,7 @@ class StagedRecipe(AdaptationRecipe):
         resolved = loading.resolve_model(model, tokenizer)  # loads the tokenizer and config, no weights
         tok, context = resolved.tokenizer, loading.context_length(resolved.config)
         default_block = inspect.signature(self.base.train).parameters["block_size"].default
-        plans = []
+        plans, pairs_of = [], {}
         for stage in self.stages:
             settings = {**kwargs, **stage.training_args, **stage.settings()}
             block_size = settings.get("block_size", default_block)
@@ -305,7 +350,11 @@ class StagedRecipe(AdaptationRecipe):
                 raise ValueError(f"stage {stage.name!r}: block_size={block_size}{given} is larger than the model's "
                                  f"context of {context} tokens; pass block_size <= {context} to train() or the Stage")
             source = data.get(stage.name, stage.data)
-            if stage.kind == "causal_lm":
+            if stage.kind == "vocabulary":
+                check_init(stage.init, tok)  # "merge" on a tokenizer without merges fails before any loading
+                texts = _load_texts(train_texts if source is None else source, stage.name)
+                plans.append((stage, settings, {"texts": texts}))
+            elif stage.kind == "causal_lm":
                 if source is None:
                     source = train_texts
                 if source is None:
@@ -320,13 +369,34 @@ class StagedRecipe(AdaptationRecipe):
                 pairs = _load_pairs(source, stage)
                 dataset = build_instruction_dataset(tok, pairs, template=stage.template, max_length=block_size)
                 plans.append((stage, settings, {"train_dataset": dataset}))
+                pairs_of[stage.name] = (pairs, block_size)
 
-        current, stage_metrics, history, run = model, [], [], None
+        current, stage_metrics, history, run, recipe = model, [], [], None, self.base
+        default_steps = inspect.signature(self.base.train).parameters["max_steps"].default
         for i, (stage, settings, stage_data) in enumerate(plans, 1):
             last = i == len(plans)
             stage_dir = output_dir if last else output_dir / "stages" / f"{i}-{stage.name}"
-            run = self.base.train(current, eval_texts=eval_texts, tokenizer=tok, output_dir=stage_dir, seed=seed,
-                                  merge_adapter=merge_adapter and last, **settings, **stage_data)
+            if stage.kind == "vocabulary":
+                base_tok = tok
+                current, tok, recipe, vocab = _extension.extend(stage, current, tok, recipe, stage_data["texts"],
+                                                                stage_dir, seed)
+                if stage.equal_bytes:  # equal cost is equal text bytes: fewer tokens, fewer steps
+                    for later_stage, later, later_data in plans[i:]:
+                        if later_stage.kind == "causal_lm" and vocab["added"]:
+                            ratio = _extension.token_ratio(base_tok, tok, later_data["train_texts"])
+                            steps = later.get("max_steps", default_steps)
+                            later["max_steps"] = max(1, round(steps * ratio))
+                            vocab.setdefault("scaled_max_steps", {})[later_stage.name] = {
+                                "before": steps, "after": later["max_steps"], "token_ratio": ratio}
+                for later_stage, _, later_data in plans[i:]:  # instruction examples in the extended tokens
+                    if later_stage.kind == "instruction":
+                        pairs, max_length = pairs_of[later_stage.name]
+                        later_data["train_dataset"] = build_instruction_dataset(
+                            tok, pairs, template=later_stage.template, max_length=max_length)
+                stage_metrics.append(vocab)
+                continue
+            run = recipe.train(current, eval_texts=eval_texts, tokenizer=tok, output_dir=stage_dir, seed=seed,
+                               merge_adapter=merge_adapter and last, **settings, **stage_data)
             current, tok = run.model, run.tokenizer
             history.extend({**h, "stage": stage.name} for h in run.log_history)
             stage_metrics.append({"stage": stage.name, "kind": stage.kind, "output_dir": str(stage_dir),

@@ -26,13 +26,15 @@ from .loading import MIN_VOCAB_SIZE, PROBE, check_tokenizer, load_tokenizer
 from .vocab import (
     TokenCandidate,
     VocabularyExtension,
+    check_init,
     extend_vocabulary,
+    init_new_embeddings,
     new_token_peft_kwargs,
     select_new_tokens,
 )
 
 __all__ = [
     "MIN_VOCAB_SIZE", "PROBE", "DiagnosticThresholds", "TokenCandidate", "TokenizerComparison", "TokenizerReport",
-    "VocabularyExtension", "check_tokenizer", "compare_tokenizers", "diagnose_tokenizer", "extend_vocabulary",
-    "load_tokenizer", "new_token_peft_kwargs", "select_new_tokens", "vocab",
+    "VocabularyExtension", "check_init", "check_tokenizer", "compare_tokenizers", "diagnose_tokenizer", "extend_vocabulary",
+    "init_new_embeddings", "load_tokenizer", "new_token_peft_kwargs", "select_new_tokens", "vocab",
 ]

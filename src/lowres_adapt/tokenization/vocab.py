@@ -25,15 +25,20 @@ or SentencePiece-style like Llama-2 / Mistral-7B v0.1: ``"▁"`` for spaces, byt
    the extended tokenizer round-trips every text the base did. Exactly ``max_new_tokens`` entries are
    added unless the candidates run out; then ``info.shortfall`` says why, with the counts
    (``info.counts``).
-4. **Resize** the input embeddings (and an untied LM head) and initialise each new row as the mean of the
-   rows of the pieces the *old* tokenizer cut the token into (byte-fallback bytes included); a token with
-   no pieces gets the mean of all old rows. With tied embeddings the LM head follows the input embedding.
+4. **Resize** the input embeddings (and an untied LM head) and initialise the new rows with ``init``:
+   ``"mean"`` (default; FVT: the mean of the rows of the pieces the *old* tokenizer cut the token into,
+   byte-fallback bytes included), ``"merge"`` (the mean of the two rows the token's BPE merge joins,
+   built in merge order), ``"covariance"`` (a draw from the old rows' mean and scaled covariance, as
+   transformers does) or ``"random"`` (small normal, a control); see ``_rows.py``. With tied embeddings
+   the LM head follows the input embedding; an untied head gets the same init from its own rows.
 
-Explicit ``new_tokens=[...]`` (and Unigram tokenizers) are added as ``AddedToken(text, normalized=False)``
-instead: matched on the raw text before pre-tokenization; each must round-trip on its own.
+Explicit ``new_tokens=[...]`` (any fast tokenizer, WordPiece included) and learnt tokens of a Unigram
+tokenizer are added as ``AddedToken(text, normalized=False)`` instead: matched on the raw text before
+pre-tokenization; each must round-trip on its own. No merge creates them, so ``init="merge"`` is refused.
 
-For LoRA, :func:`new_token_peft_kwargs` gives the ``LoraConfig`` arguments that make only the new rows
-trainable (PEFT's ``trainable_token_indices``) or the whole embedding and head (``modules_to_save``).
+:func:`new_token_peft_kwargs` gives the arguments that make only the new rows trainable (PEFT's
+``trainable_token_indices`` for LoRA/QLoRA, the same field of ``FullFineTuning``) or the whole embedding
+and head (``modules_to_save``).
 
 Example::
 
@@ -49,36 +54,29 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _bpe
+from . import _bpe, _rows
+from ._added import TokenCandidate, add_as_added_tokens, select_surfaces, surface
 
 __all__ = [
+    "INITS",
     "TokenCandidate",
     "VocabularyExtension",
+    "check_init",
     "extend_vocabulary",
+    "init_new_embeddings",
     "new_token_peft_kwargs",
     "select_new_tokens",
 ]
 
+INITS = _rows.INITS  # the ways extend_vocabulary(init=...) can initialise the new rows
+_NO_MERGE_INITS = tuple(i for i in INITS if i != "merge")
+
 # Documents used for the corpus round-trip check after extension (a sample keeps it fast).
 _ROUNDTRIP_DOCS = 200
-
-
-@dataclass(frozen=True)
-class TokenCandidate:
-    """One token proposed for the vocabulary, with the numbers that ranked it."""
-
-    text: str = field(metadata={"help": "Text the token stands for mid-sentence (leading space included)."})
-    frequency: int = field(metadata={"help": "How often the target-trained tokenizer emits it on the texts."})
-    pieces: tuple[int, ...] = field(metadata={"help": "Ids the base tokenizer cuts the token into."})
-    score: int = field(metadata={"help": "frequency x (len(pieces) - 1): estimated tokens saved."})
-    token: str = field(default="", metadata={"help": "The vocabulary entry (e.g. '▁бала', 'Ġбала')."})
-    needed_by: str | None = field(default=None, metadata={
-        "help": "Set when added as a merge step of this longer token rather than for its own score."})
 
 
 @dataclass
@@ -87,7 +85,7 @@ class VocabularyExtension:
 
     added_tokens: list[str] = field(metadata={"help": "Added vocabulary entries, in id order."})
     new_token_ids: list[int] = field(metadata={"help": "Their ids in the extended tokenizer."})
-    pieces: dict[str, list[int]] = field(metadata={"help": "Old-tokenizer ids each new row was averaged from."})
+    pieces: dict[str, list[int]] = field(metadata={"help": "Old-tokenizer ids each new token was cut into."})
     frequencies: dict[str, int] = field(default_factory=dict, metadata={"help": "Candidate frequency."})
     scores: dict[str, int] = field(default_factory=dict, metadata={"help": "Ranking score per token."})
     fertility_before: float = field(default=float("nan"), metadata={"help": "Tokens per word, base."})
@@ -113,6 +111,12 @@ class VocabularyExtension:
     shortfall: str = field(default="", metadata={"help": "Why fewer than max_new_tokens were added ('' if not)."})
     unreachable: list[str] = field(default_factory=list, metadata={
         "help": "Added tokens the extended tokenizer does not produce even for their own text (should be [])."})
+    init: str = field(default="mean", metadata={"help": "How the new rows were initialised (one of INITS)."})
+    init_seed: int = field(default=0, metadata={"help": "Seed of the 'covariance' and 'random' draws."})
+    merge_parents: dict[str, list[str]] = field(default_factory=dict, metadata={
+        "help": "init='merge': token -> the two entries its merge joins (their rows were averaged)."})
+    init_fallback: list[str] = field(default_factory=list, metadata={
+        "help": "init='merge': new tokens no merge creates, initialised as 'mean' instead."})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
@@ -153,7 +157,7 @@ def select_new_tokens(
     if _bpe.is_bpe(tokenizer):
         _, entries, _, _ = _bpe.extend_bpe(tokenizer, texts, max_new_tokens, vocab_size, min_frequency)
         return [_candidate(tokenizer, e) for e in entries]
-    return _select_surfaces(tokenizer, texts, max_new_tokens, vocab_size, min_frequency)
+    return select_surfaces(tokenizer, texts, max_new_tokens, vocab_size, min_frequency)
 
 
 def extend_vocabulary(
@@ -166,6 +170,10 @@ def extend_vocabulary(
     min_frequency: int = 2,
     new_tokens: Sequence[str] | None = None,
     fertility_texts: Iterable[str] | None = None,
+    init: str = "mean",
+    seed: int = 0,
+    inplace: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
 ):
     """``(model, tokenizer, info)``: copies extended with ``max_new_tokens`` target-language tokens.
 
@@ -174,10 +182,15 @@ def extend_vocabulary(
     (vocabulary entries and merges), so the extended tokenizer round-trips every text the base did;
     fewer than ``max_new_tokens`` only when the candidates run out, and then ``info.shortfall`` says why.
     ``new_tokens`` skips the learning and adds exactly these strings as added tokens (each must
-    round-trip; duplicates of existing tokens are refused). New embedding rows are the mean of the rows
-    of the pieces the old tokenizer cut each token into. ``info`` (:class:`VocabularyExtension`) lists
+    round-trip; duplicates of existing tokens are refused). ``init`` picks how the new embedding rows
+    start: ``"mean"`` (of the rows of the pieces the old tokenizer cut each token into), ``"merge"`` (of
+    the two rows the token's BPE merge joins; BPE tokenizers only), ``"covariance"`` (drawn from the old
+    rows' mean and covariance, as transformers does) or ``"random"``; ``seed`` seeds the draws. ``info`` (:class:`VocabularyExtension`) lists
     the added tokens and the fertility (tokens per word) before and after, measured on
-    ``fertility_texts`` (default: ``texts``). The inputs are not modified.
+    ``fertility_texts`` (default: ``texts``). The inputs are not modified: a model object is copied
+    first unless ``inplace=True`` (which saves a second copy of a 7B model's weights in memory); a model
+    path loads through the library's one loader in full precision (``model_kwargs`` passed on) and is
+    extended in place, with no copy.
 
     Extend *before* adding LoRA adapters; see :func:`new_token_peft_kwargs` to train the new rows.
 
@@ -190,11 +203,13 @@ def extend_vocabulary(
         >>> t2.convert_ids_to_tokens(t2(" һәм")["input_ids"]), info.new_token_ids == [len(tok)]
         ([' һәм'], True)
     """
-    model, tokenizer = _load_if_path(model, tokenizer)
+    check_init(init, seed=seed)
+    loaded_here = isinstance(model, (str, bytes)) or hasattr(model, "__fspath__")
+    model, tokenizer = _load_if_path(model, tokenizer, init, new_tokens, model_kwargs)
     if hasattr(model, "peft_config"):
         raise ValueError("extend_vocabulary got a PEFT model; extend the vocabulary of the base model first, "
                          "then add adapters (see lowres_adapt.tokenization.new_token_peft_kwargs)")
-    _check_fast(tokenizer)
+    _check_fast(tokenizer, learning=new_tokens is None)
     texts = [t for t in texts if t]
     fert_texts = texts if fertility_texts is None else [t for t in fertility_texts if t]
     if new_tokens is None:
@@ -217,13 +232,18 @@ def extend_vocabulary(
             warnings.warn(f"extend_vocabulary added {len(kept)} of {max_new_tokens} tokens: {extra['shortfall']}",
                           stacklevel=2)
     else:
-        new_tok, kept, cands, skipped = _add_as_added_tokens(tokenizer, texts, max_new_tokens, vocab_size,
+        new_tok, kept, cands, skipped = add_as_added_tokens(tokenizer, texts, max_new_tokens, vocab_size,
                                                              min_frequency, new_tokens)
         extra = dict(method="added_tokens")
     new_ids = new_tok.convert_tokens_to_ids(kept)
     pieces = {t: list(cands[t].pieces) if t in cands else tokenizer(t, add_special_tokens=False)["input_ids"]
               for t in kept}
-    model = _resize_and_init(model, max([len(new_tok), *(i + 1 for i in new_ids)]), kept, new_ids, pieces)
+    parents = _rows.creating_merges(new_tok, kept) if init == "merge" else {}
+    if not (inplace or loaded_here):  # the caller's model stays as it was
+        model = copy.deepcopy(model)
+    model = _resize_and_init(model, len(new_tok), kept, new_ids, pieces, init, seed,
+                             {new_tok.convert_tokens_to_ids(t): new_tok.convert_tokens_to_ids(list(m))
+                              for t, m in parents.items()})
 
     f_before, n_before, method = _fertility(tokenizer, fert_texts)
     f_after, n_after, _ = _fertility(new_tok, fert_texts)
@@ -241,20 +261,48 @@ def extend_vocabulary(
         tokens_before=n_before, tokens_after=n_after, roundtrip_ok=rt_after, skipped=skipped,
         old_vocab_size=len(tokenizer), new_vocab_size=len(new_tok),
         trained_vocab_size=vocab_size if new_tokens is None else None,
-        added_texts=[cands[t].text if t in cands else t for t in kept], **extra,
+        added_texts=[cands[t].text if t in cands else t for t in kept], init=init, init_seed=seed,
+        merge_parents={t: list(m) for t, m in parents.items()},
+        init_fallback=[t for t in kept if t not in parents] if init == "merge" else [], **extra,
     )
     return model, new_tok, info
 
 
+def init_new_embeddings(model, tokenizer, info: VocabularyExtension, init: str = "mean", *, seed: int = 0):
+    """A copy of the *base* ``model`` resized to the extended ``tokenizer``, its new rows initialised by ``init``.
+
+    What :func:`extend_vocabulary` does after choosing the tokens, for comparing initialisations without
+    learning the tokens again: ``tokenizer`` and ``info`` are what it returned for this base.
+
+    Example::
+
+        >>> import lowres_adapt as la
+        >>> tok = la.train_tokenizer(la.sample_corpus("ru"), vocab_size=300)
+        >>> model = la.build_tiny_model("gpt2", tok)
+        >>> m1, tok2, info = la.extend_vocabulary(model, tok, la.sample_corpus("ba"), max_new_tokens=20)
+        >>> m2 = la.tokenization.init_new_embeddings(model, tok2, info, "merge")
+        >>> m2.get_input_embeddings().num_embeddings == len(tok2)
+        True
+    """
+    check_init(init, seed=seed)
+    if init == "merge" and info.method != "bpe_model":
+        raise ValueError(_no_merges_message(f"the tokens were added as {info.method or 'added tokens'}"))
+    parents = _rows.creating_merges(tokenizer, info.added_tokens) if init == "merge" else {}
+    ids = {t: tokenizer.convert_tokens_to_ids(list(m)) for t, m in parents.items()}
+    return _resize_and_init(model, len(tokenizer), info.added_tokens, info.new_token_ids, info.pieces, init, seed,
+                            {tokenizer.convert_tokens_to_ids(t): i for t, i in ids.items()})
+
+
 def new_token_peft_kwargs(model, token_ids: Sequence[int] | VocabularyExtension,
                           how: str = "trainable_tokens") -> dict[str, Any]:
-    """``LoraConfig`` keyword arguments that make the new embedding rows trainable under LoRA.
+    """Recipe keyword arguments that make the new embedding rows trainable (``LoRA``, ``QLoRA``, ``FullFineTuning``).
 
-    ``how="trainable_tokens"`` (default) trains only the given rows, through PEFT's
-    ``trainable_token_indices`` (a small delta per row; with tied embeddings PEFT ties the LM head to it,
-    an untied head gets its own rows). ``how="modules_to_save"`` trains full copies of the input
-    embedding and the LM head (more memory, also updates old rows; tied weights stay tied through
-    ``ensure_weight_tying``).
+    ``how="trainable_tokens"`` (default) trains only the given rows and keeps the original rows frozen
+    (EEVE): PEFT's ``trainable_token_indices`` under LoRA/QLoRA (a small delta per row; with tied
+    embeddings PEFT ties the LM head to it, an untied head gets its own rows), and the same field of
+    ``FullFineTuning`` (the other rows get no gradient). ``how="modules_to_save"`` (LoRA/QLoRA) trains
+    full copies of the input embedding and the LM head (more memory, also updates old rows; tied
+    weights stay tied through ``ensure_weight_tying``).
 
     Example::
 
@@ -288,20 +336,58 @@ def new_token_peft_kwargs(model, token_ids: Sequence[int] | VocabularyExtension,
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _load_if_path(model, tokenizer):
+def _load_if_path(model, tokenizer, init: str, new_tokens, model_kwargs=None):
+    """(model, tokenizer); a path is resolved (config and tokenizer) first, so a bad ``init`` fails before the
+    weights load, which go through the library's one loader (full precision: the new rows are computed from
+    the old ones)."""
+    from ..modeling import loading
+
+    source = None
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        from pathlib import Path
-
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = Path(model)
-        if not path.exists():
-            raise FileNotFoundError(f"model path {str(path)!r} does not exist; pass a model folder or object")
-        model = AutoModelForCausalLM.from_pretrained(path)
-        tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
+        source = loading.resolve_model(model, tokenizer, model_kwargs=model_kwargs, require_eos=False)
+        tokenizer = source.tokenizer
     if tokenizer is None:
         raise ValueError("extend_vocabulary needs the model's tokenizer (tokenizer=...)")
+    check_init(init, tokenizer, new_tokens=new_tokens)
+    if source is not None:
+        model = loading.load_model(source, quantization=None, dtype="float32", adapters=False)
     return model, tokenizer
+
+
+def check_init(init: str, tokenizer=None, *, new_tokens: Sequence[str] | None = None, seed: int = 0) -> None:
+    """Returns None if ``extend_vocabulary(..., init=init)`` can run on ``tokenizer``; else raises ``ValueError``.
+
+    An unknown ``init`` names the known ones; ``"merge"`` on a tokenizer without merges (WordPiece,
+    Unigram, or explicit ``new_tokens``, which are added tokens) names the inits that work instead.
+
+    Example::
+
+        >>> import lowres_adapt as la
+        >>> la.tokenization.check_init("mean")
+        >>> la.tokenization.check_init("covar")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown init 'covar' (did you mean 'covariance'?); known inits: 'mean', 'merge', 'covariance', 'random'
+    """
+    from .._utils import did_you_mean
+
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}{did_you_mean(str(init), INITS)}; known inits: "
+                         f"{', '.join(map(repr, INITS))}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if init != "merge" or tokenizer is None:
+        return
+    kind = type(getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)).__name__
+    if kind != "BPE":
+        raise ValueError(_no_merges_message(f"a {kind} tokenizer has no merges"))
+    if new_tokens is not None:
+        raise ValueError(_no_merges_message("explicit new_tokens are added as added tokens, which no merge creates"))
+
+
+def _no_merges_message(why: str) -> str:
+    return (f"init='merge' builds each new row from the BPE merge that creates the token, but {why}; "
+            f"use one of the inits that need no merges: {', '.join(map(repr, _NO_MERGE_INITS))}")
 
 
 def _check_selection(tokenizer, texts, max_new_tokens, vocab_size, min_frequency) -> tuple[list[str], int]:
@@ -319,7 +405,7 @@ def _check_selection(tokenizer, texts, max_new_tokens, vocab_size, min_frequency
 def _candidate(tokenizer, entry: dict) -> TokenCandidate:
     decoder = tokenizer.backend_tokenizer.decoder
     # A byte-level step may hold part of a character: its text then shows U+FFFD.
-    text = _surface(decoder, entry["token"]) or (decoder.decode([entry["token"]]) if decoder else entry["token"])
+    text = surface(decoder, entry["token"]) or (decoder.decode([entry["token"]]) if decoder else entry["token"])
     return TokenCandidate(text=text, frequency=entry["frequency"], pieces=tuple(entry["pieces"]),
                           score=entry["score"], token=entry["token"], needed_by=entry["needed_by"])
 
@@ -336,122 +422,27 @@ def _shortfall(counts: dict[str, int], min_frequency: int, vocab_size: int) -> s
             f"{counts['eligible']} were eligible. Raise vocab_size or lower min_frequency for more")
 
 
-def _select_surfaces(tokenizer, texts, max_new_tokens, vocab_size, min_frequency) -> list[TokenCandidate]:
-    """Candidates as surface strings (the added-token path, for Unigram tokenizers)."""
-    trained = tokenizer.train_new_from_iterator(texts, vocab_size=vocab_size)
-    counts: Counter[int] = Counter()
-    for enc in trained.backend_tokenizer.encode_batch(texts, add_special_tokens=False):
-        counts.update(enc.ids)
-    base_vocab = tokenizer.get_vocab()
-    decoder = trained.backend_tokenizer.decoder
-    special = set(trained.all_special_tokens)
-    surfaces: list[tuple[str, int]] = []
-    seen: set[str] = set()
-    for token, tid in trained.get_vocab().items():
-        freq = counts.get(tid, 0)
-        if freq < min_frequency or token in special or token in base_vocab:
-            continue
-        text = _surface(decoder, token)
-        if text is None or text in base_vocab or text in seen:
-            continue
-        seen.add(text)
-        surfaces.append((text, freq))
-    if not surfaces:
-        return []
-    pieces = tokenizer([s for s, _ in surfaces], add_special_tokens=False)["input_ids"]
-    cands = [TokenCandidate(text=s, frequency=f, pieces=tuple(p), score=f * (len(p) - 1), token=s)
-             for (s, f), p in zip(surfaces, pieces, strict=True)]
-    cands = [c for c in cands if c.score > 0]
-    cands.sort(key=lambda c: (-c.score, c.text))
-    return cands[:max_new_tokens]
-
-
-def _add_as_added_tokens(tokenizer, texts, max_new_tokens, vocab_size, min_frequency, new_tokens):
-    """(new tokenizer, kept strings, candidates by string, skipped) for the AddedToken path."""
-    from tokenizers import AddedToken
-
-    cands: dict[str, TokenCandidate] = {}
-    if new_tokens is None:
-        for c in _select_surfaces(tokenizer, texts, max_new_tokens, vocab_size, min_frequency):
-            cands[c.text] = c
-        wanted = list(cands)
-    else:
-        wanted = list(dict.fromkeys(new_tokens))
-        vocab = tokenizer.get_vocab()
-        clash = [t for t in wanted if not isinstance(t, str) or not t or t in vocab]
-        if clash:
-            raise ValueError(f"new_tokens {clash[:5]!r} are empty or already in the vocabulary; "
-                             "pass only strings the tokenizer does not have yet")
-    # Round-trip each candidate on a scratch copy; keep only the faithful ones.
-    scratch = copy.deepcopy(tokenizer)
-    scratch.add_tokens([AddedToken(t, normalized=False) for t in wanted])
-    skipped: dict[str, str] = {}
-    kept = []
-    for t in wanted:
-        ids = scratch(t, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1 or ids[0] < len(tokenizer) or scratch.decode(ids) != t:
-            skipped[t] = f"does not round-trip (encodes to {scratch.convert_ids_to_tokens(ids)!r})"
-        else:
-            kept.append(t)
-    if new_tokens is not None and skipped:
-        raise ValueError(f"these new_tokens cannot be added faithfully: {skipped}; drop them or add them "
-                         "with the leading-space form the tokenizer expects")
-    new_tok = copy.deepcopy(tokenizer)
-    new_tok.add_tokens([AddedToken(t, normalized=False) for t in kept])
-    return new_tok, kept, cands, skipped
-
-
-def _resize_and_init(model, n_rows: int, kept: list[str], new_ids: list[int], pieces: dict[str, list[int]]):
-    """A copy of ``model`` with ``n_rows`` embedding rows; each new row the mean of its pieces' old rows."""
-    import torch
-
-    model = copy.deepcopy(model)
-    emb = model.get_input_embeddings()
-    old_rows = emb.weight.shape[0]
-    out = model.get_output_embeddings()
-    tied = out is not None and out.weight.data_ptr() == emb.weight.data_ptr()
-    old_in = emb.weight.detach().clone()
-    old_out = None if (out is None or tied) else out.weight.detach().clone()
-    old_bias = None if (out is None or tied or getattr(out, "bias", None) is None) else out.bias.detach().clone()
-    model.resize_token_embeddings(max(old_rows, n_rows), mean_resizing=False)
-    emb = model.get_input_embeddings()
-    out = model.get_output_embeddings()
-    with torch.no_grad():
-        for t, i in zip(kept, new_ids, strict=True):
-            p = [j for j in pieces[t] if j < old_rows]
-            emb.weight[i] = old_in[p].mean(0) if p else old_in.mean(0)
-            if old_out is not None:
-                out.weight[i] = old_out[p].mean(0) if p else old_out.mean(0)
-            if old_bias is not None:
-                out.bias[i] = old_bias[p].mean() if p else old_bias.mean()
+def _resize_and_init(model, n_rows: int, kept: list[str], new_ids: list[int], pieces: dict[str, list[int]],
+                     init: str, seed: int, parents: dict[int, list[int]]):
+    """``model`` resized in place to at least ``n_rows`` embedding rows, the rows ``new_ids`` initialised by ``init``."""
+    old_rows = model.get_input_embeddings().weight.shape[0]
+    n_rows = max([old_rows, n_rows, *(i + 1 for i in new_ids)])
+    model.resize_token_embeddings(n_rows, mean_resizing=False)
+    if new_ids:
+        _rows.init_rows(model, new_ids, [pieces[t] for t in kept], old_rows, init, seed=seed,
+                        parents={i: tuple(p) for i, p in parents.items()})
     return model
 
 
-def _check_fast(tokenizer) -> None:
+def _check_fast(tokenizer, learning: bool = True) -> None:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ValueError(f"{type(tokenizer).__name__} has no `tokenizers` backend; load the fast tokenizer "
                          "(AutoTokenizer.from_pretrained(..., use_fast=True))")
     kind = type(backend.model).__name__
-    if kind not in ("BPE", "Unigram"):
-        raise ValueError(f"vocabulary extension supports BPE and Unigram tokenizers, got a {kind} model; "
-                         "causal LMs almost always use BPE")
-
-
-def _surface(decoder, token: str) -> str | None:
-    """The text ``token`` stands for mid-sentence (leading space kept), or None if it is not whole text.
-
-    Decoding after an anchor keeps decoders that strip the first token's leading space (Metaspace) honest.
-    """
-    if decoder is None:
-        text = token
-    else:
-        anchor = decoder.decode(["a"])
-        both = decoder.decode(["a", token])
-        text = both[len(anchor):] if anchor == "a" and both.startswith(anchor) else decoder.decode([token])
-    if not text or not text.strip() or "\ufffd" in text:  # empty, whitespace only, or a partial character
-        return None
-    return text
+    if learning and kind not in ("BPE", "Unigram"):  # explicit new_tokens are added tokens: any model takes them
+        raise ValueError(f"learning new tokens supports BPE and Unigram tokenizers, got a {kind} model "
+                         "(causal LMs almost always use BPE); pass explicit new_tokens=[...] to add tokens to it")
 
 
 def _fertility(tokenizer, texts: list[str]) -> tuple[float, int, str]:
