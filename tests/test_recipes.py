@@ -364,7 +364,7 @@ def test_pretokenized_dataset_scores_labelled_positions_only(tiny_gpt2_path, tin
     for i in range(6):
         ids = list(range(10 + i, 20 + 2 * i))
         examples.append({"input_ids": ids, "labels": [-100] * 3 + ids[3:]})
-    collated = _trainer.collator(tiny_tokenizer, packed=False)(examples[:2])
+    collated = _trainer.collator(tiny_tokenizer, None)(examples[:2])
     pad = tiny_tokenizer.pad_token_id
     assert collated["input_ids"].shape == (2, 11)
     assert collated["input_ids"][0].tolist() == list(range(10, 20)) + [pad]

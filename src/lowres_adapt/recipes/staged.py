@@ -5,7 +5,9 @@ LlamaTurk adapted Llama to Turkish by continual training on raw text ("c"), then
 LoRA, QLoRA) and runs its :class:`Stage` list in order on one model: the model (and a LoRA adapter)
 coming out of a stage goes into the next, which keeps training the same weights or adapter.
 
-* ``kind="causal_lm"``: documents, packed into blocks exactly as ``recipe.train`` packs them.
+* ``kind="causal_lm"``: documents, packed into blocks exactly as ``recipe.train`` packs them (isolated by
+  default; ``packing="concatenated"`` in ``train``'s keywords or a stage's ``training_args`` for the old
+  blocks).
 * ``kind="instruction"``: prompt/response pairs written with ``template`` (Alpaca style by default)::
 
       [BOS] ### Instruction:\\n{prompt}\\n\\n### Response:\\n | {response} [EOS]
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
+from ..data.packing import check_packing
 from ..modeling import loading
 from .base import AdaptationRecipe, TrainingRun
 
@@ -299,6 +302,8 @@ class StagedRecipe(AdaptationRecipe):
         plans = []
         for stage in self.stages:
             settings = {**kwargs, **stage.training_args, **stage.settings()}
+            if "packing" in settings:
+                check_packing(settings["packing"])
             block_size = settings.get("block_size", default_block)
             if context is not None and block_size > context:
                 given = "" if "block_size" in settings else " (the recipe's default: none was given)"
