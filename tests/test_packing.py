@@ -248,3 +248,60 @@ def test_staged_causal_stages_pack_isolated(tiny_gpt2_path, ba_docs, tmp_path):
     with pytest.raises(ValueError, match="packing must be one of"):
         bad.train(tiny_gpt2_path, ba_docs[:6], output_dir=tmp_path / "bad", max_steps=1, block_size=32, batch_size=2)
     assert not (tmp_path / "bad" / "stages").exists()  # refused before the first stage trained
+
+
+@pytest.mark.parametrize("eos_id, bos_id", [(0, 1), (0, 0), (0, None), (None, 1), (None, None)])
+def test_random_documents_match_the_loop(eos_id, bos_id):
+    import random
+
+    rng = random.Random(0)
+    docs = [[rng.randrange(2, 50) for _ in range(rng.randrange(0, 30))] for _ in range(40)]  # empty ones too
+    for block in (1, 7, 64):
+        blocks, positions, stats = pack_documents(docs, block, eos_id, bos_id=bos_id, return_position_ids=True)
+        assert (blocks, positions) == _brute_positions(docs, block, eos_id, bos_id)
+        if bos_id is None:
+            assert blocks == pack_documents(docs, block, eos_id)[0]  # position ids change nothing else
+
+
+# ------------------------------------------------------------------------------------ the study
+def test_study_fingerprint_holds_the_packing(tmp_path, tiny_tokenizer):
+    from types import SimpleNamespace
+
+    from lowres_adapt.errors import StudyConfigError
+    from lowres_adapt.study._folder import check_folder
+    from lowres_adapt.study._inputs import _hash
+
+    def study(**kw):
+        return la.Study(models=["tiny:gpt2"], recipes=["lora"], seeds=[0], corpus=la.sample_corpus("ba"),
+                        output_dir=tmp_path / "s", max_steps=1, **kw)
+
+    iso, cat = study(), study(packing="concatenated")
+    data = iso._load_data()
+    s_iso, s_cat = iso._settings(data), cat._settings(data)
+    assert s_iso.pop("packing") == "isolated" and s_iso == s_cat  # an old study's settings are the concatenated ones
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.json").write_text(
+        __import__("json").dumps({"settings_fingerprint": _hash(s_cat), "settings": s_cat}), encoding="utf-8")
+    assert check_folder(tmp_path / "s", s_cat, _hash(s_cat)) is not None  # resumes with packing="concatenated"
+    s_iso = iso._settings(data)
+    with pytest.raises(StudyConfigError, match="packing: null -> \"isolated\""):
+        check_folder(tmp_path / "s", s_iso, _hash(s_iso))
+    with pytest.raises(StudyConfigError, match="did you mean 'isolated'"):
+        study(packing="isolate")
+    # the study trains with its packing, and its report says what started each document
+    spec = SimpleNamespace(recipe=SimpleNamespace(train=lambda *a, **k: k), seed=0)
+    assert iso._train(spec, "m", data, tmp_path)["packing"] == "isolated"
+    start = iso._document_start(tiny_tokenizer)
+    assert start["has_bos"] and start["bos_is_eos"] and start["used_in_training"]
+    llama_tok = la.train_tokenizer(la.sample_corpus("ba"), vocab_size=300, kind="llama_bpe")
+    no_bos = la.train_tokenizer(la.sample_corpus("ba"), vocab_size=300, kind="llama_bpe")
+    no_bos.bos_token = None
+    results = la.StudyResults([], diagnostics={
+        "gpt2-like": {"report": {"document_start": start}},
+        "llama-like": {"report": {"document_start": cat._document_start(llama_tok)}},
+        "no-bos": {"report": {"document_start": iso._document_start(no_bos)}}})
+    text = results._diagnostics_markdown()
+    assert "- gpt2-like: BOS `<|endoftext|>` (the same token as EOS); training (isolated packing) and " in text
+    assert "- llama-like: BOS `<s>`; evaluation conditions every document on it; training (packing " \
+           "'concatenated') does not" in text
+    assert "- no-bos: no BOS; EOS `</s>` stands in for it; training (isolated packing)" in text

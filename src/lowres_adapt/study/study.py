@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions
-from ..data import resolve_sample, sample_model_path
+from ..data import PACKINGS, resolve_sample, sample_model_path
 from ..errors import StudyConfigError
 from ..languages import BASHKIR, LanguageProfile, get_language
 from ._folder import check_folder, now, run_in_folder
@@ -132,6 +132,7 @@ class Study(StudySteps):
         block_size: int = 128,
         batch_size: int = 8,
         learning_rate: float | None = None,
+        packing: str = "isolated",
         training: Mapping[str, Any] | None = None,
         evaluation: Mapping[str, Any] | None = None,
         max_eval_documents: int | None = None,
@@ -192,6 +193,10 @@ class Study(StudySteps):
         if learning_rate is not None and (not isinstance(learning_rate, (int, float)) or learning_rate <= 0):
             raise StudyConfigError(f"learning_rate must be a positive number or None (recipe default), "
                                    f"got {learning_rate!r}")
+        if packing not in PACKINGS:
+            raise StudyConfigError(f"packing={packing!r} is not known{did_you_mean(str(packing), PACKINGS)}; use "
+                                   f"one of {PACKINGS} ('concatenated' resumes a study made before 'isolated')")
+        self.packing = packing
         if drift_backend not in _DRIFT_BACKENDS:
             raise StudyConfigError(f"drift_backend={drift_backend!r} is not known"
                                    f"{did_you_mean(drift_backend, _DRIFT_BACKENDS)}; use one of {_DRIFT_BACKENDS}")
@@ -279,7 +284,7 @@ class Study(StudySteps):
             "parallel": spec(self.parallel), "valid": self.valid, "test": self.test,
             "split_seed": self.split_seed, "text_field": self.text_field, "max_steps": self.max_steps,
             "block_size": self.block_size, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-            "training": self.training, "evaluation": self.evaluation,
+            "packing": self.packing, "training": self.training, "evaluation": self.evaluation,
             "max_eval_documents": self.max_eval_documents, "drift_backend": self.drift_backend,
             "generation": self.generation, "num_prompts": self.num_prompts, "prompt_words": self.prompt_words,
             "evaluate_base": self.evaluate_base, "retry_failed": self.retry_failed,
@@ -324,6 +329,9 @@ class Study(StudySteps):
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "training": self.training,
             "evaluation": self.evaluation, "drift_backend": self.drift_backend, "generation": self.generation,
             "evaluate_base": self.evaluate_base,
+            # studies made before isolated packing trained concatenated and have no such key: the same
+            # settings (packing="concatenated") keep their fingerprint and resume, the new default does not
+            **({} if self.packing == "concatenated" else {"packing": self.packing}),
         }
 
     def _write_meta(self, settings: dict, fingerprint: str, data: StudyData, old: dict | None) -> dict:
