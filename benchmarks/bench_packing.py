@@ -17,7 +17,8 @@ Reported:
    packings, run alternately in this process, and the ratio of the medians (target >= 0.95); a torch
    profiler pass over one training step of each says which attention kernel ran.
 
-Command (the figures in docs/results.md; about 15 minutes on a busy 2-core CPU):
+Command (the figures in docs/results.md; about 40 minutes on a 2-core CPU shared with four other
+jobs):
 
     nice -n 10 python benchmarks/bench_packing.py --data ../shared/data/bashkir \\
         --out benchmarks/results/packing_mini-gpt2-ru.json
@@ -60,12 +61,12 @@ def main() -> None:
     ap.add_argument("--model", default="sample:mini-gpt2-ru")
     ap.add_argument("--data", required=True, help="folder with corpus-train.jsonl and corpus-test.jsonl")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--block-size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--learning-rate", type=float, default=5e-4)
-    ap.add_argument("--train-docs", type=int, default=600, help="first N training documents (enough for the steps)")
-    ap.add_argument("--eval-docs", type=int, default=100, help="first N test documents")
+    ap.add_argument("--train-docs", type=int, default=200, help="first N training documents (enough for the steps)")
+    ap.add_argument("--eval-docs", type=int, default=30, help="first N test documents")
     ap.add_argument("--out", default="benchmarks/results/packing_mini-gpt2-ru.json")
     a = ap.parse_args()
 
