@@ -23,6 +23,12 @@ jobs):
     nice -n 10 python benchmarks/bench_packing.py --data ../shared/data/bashkir \\
         --out benchmarks/results/packing_mini-gpt2-ru.json
 
+Training speed alone, short trainings of both packings interleaved (``--rounds`` each), so that the
+load of a shared machine hits both alike:
+
+    nice -n 10 python benchmarks/bench_packing.py --data ../shared/data/bashkir --speed-only \\
+        --out benchmarks/results/packing_speed_mini-gpt2-ru.json
+
 A tiny smoke run (a minute):
 
     python benchmarks/bench_packing.py --data ../shared/data/bashkir --steps 4 --seeds 0 --eval-docs 5 \\
@@ -56,6 +62,42 @@ def attention_kernels(model, tokenizer, blocks, packing: str) -> list[str]:
     return sorted({e.name for e in prof.events() if "attention" in e.name and e.name.startswith("aten::_")})
 
 
+def speed_only(a, train) -> None:
+    """Interleaved short trainings of both packings (``--rounds`` each, alternating which goes first):
+    the medians of ``metrics["tokens_per_second"]`` and their ratio, with the attention kernel of each."""
+    import torch
+
+    from lowres_adapt.data.packing import pack_texts
+
+    recipe = la.FullFineTuning()
+    settings = dict(max_steps=a.speed_steps, block_size=a.block_size, batch_size=a.batch_size,
+                    learning_rate=a.learning_rate, logging_steps=10)
+    speeds: dict[str, list[float]] = {"isolated": [], "concatenated": []}
+    t0 = time.perf_counter()
+    for r in range(a.rounds):
+        for packing in (["isolated", "concatenated"] if r % 2 == 0 else ["concatenated", "isolated"]):
+            with tempfile.TemporaryDirectory() as out:
+                run = recipe.train(a.model, train, output_dir=out, seed=0, packing=packing, **settings)
+            speeds[packing].append(run.metrics["tokens_per_second"])
+            print(f"round {r + 1} {packing:12s}: {speeds[packing][-1]:.0f} tok/s ({time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+    median = {p: statistics.median(v) for p, v in speeds.items()}
+    ratio = median["isolated"] / median["concatenated"]
+    model, tok = recipe.prepare(a.model)
+    kernels = {}
+    for packing in ("isolated", "concatenated"):
+        ds, _ = pack_texts(tok, train[:20], a.block_size, "kernel check", packing=packing)
+        kernels[packing] = attention_kernels(model, tok, [ds[i] for i in range(min(a.batch_size, len(ds)))], packing)
+    print(f"tokens/s medians: {median}; isolated / concatenated = {ratio:.3f} (target >= 0.95); kernels {kernels}")
+    out = {"command": "python benchmarks/bench_packing.py " + " ".join(a.argv), "model": a.model,
+           "settings": settings, "rounds": a.rounds, "tokens_per_second": speeds, "median": median,
+           "ratio_isolated_over_concatenated": ratio, "attention_kernels": kernels, "device": "cpu",
+           "torch_threads": torch.get_num_threads(), "wall_seconds": time.perf_counter() - t0}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {a.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="sample:mini-gpt2-ru")
@@ -68,7 +110,13 @@ def main() -> None:
     ap.add_argument("--train-docs", type=int, default=200, help="first N training documents (enough for the steps)")
     ap.add_argument("--eval-docs", type=int, default=30, help="first N test documents")
     ap.add_argument("--out", default="benchmarks/results/packing_mini-gpt2-ru.json")
+    ap.add_argument("--speed-only", action="store_true", help="only the interleaved tokens/s comparison")
+    ap.add_argument("--rounds", type=int, default=3, help="--speed-only: trainings per packing")
+    ap.add_argument("--speed-steps", type=int, default=8, help="--speed-only: steps per training")
+    import sys
+
     a = ap.parse_args()
+    a.argv = sys.argv[1:]
 
     import numpy as np
     import torch
@@ -77,6 +125,8 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data = Path(a.data)
     train = la.load_corpus(data / "corpus-train.jsonl")[:a.train_docs]
+    if a.speed_only:
+        return speed_only(a, train)
     test = la.load_corpus(data / "corpus-test.jsonl")[:a.eval_docs]
     evaluator = la.PerplexityEvaluator(progress=False)
     settings = dict(max_steps=a.steps, block_size=a.block_size, batch_size=a.batch_size,
@@ -136,9 +186,7 @@ def main() -> None:
     print(f"attention kernels: {kernels}")
 
     out = {
-        "command": "python benchmarks/bench_packing.py " + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(a).items()),
+        "command": "python benchmarks/bench_packing.py " + " ".join(a.argv),
         "model": a.model, "recipe": recipe.to_dict(), "settings": settings, "seeds": a.seeds,
         "train_documents": len(train), "eval_documents": len(test), "base_bits_per_byte": base.bits_per_byte,
         "runs": runs, "paired_by_seed": per_seed, "over_seeds": over_seeds,
