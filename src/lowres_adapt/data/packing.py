@@ -175,8 +175,8 @@ def ignored_labels(input_ids, position_ids, start_id: int | None):
 
 
 def tokenize_texts(tokenizer, texts: Sequence[str], what: str):
-    """Returns a ``datasets.Dataset`` of the documents' token ids (``input_ids``), tokenized with
-    ``datasets.map`` (batched; no special tokens: packing adds them)."""
+    """Returns a ``datasets.Dataset`` of the documents' token ids (``input_ids``, and their count
+    ``n_tokens``), tokenized with ``datasets.map`` (batched; no special tokens: packing adds them)."""
     from datasets import Dataset
 
     if isinstance(texts, str):
@@ -186,7 +186,8 @@ def tokenize_texts(tokenizer, texts: Sequence[str], what: str):
         raise ValueError(f"{what} has no non-empty document")
 
     def tokenize(batch):
-        return {"input_ids": tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]}
+        ids = tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]
+        return {"input_ids": ids, "n_tokens": [len(x) for x in ids]}
 
     return Dataset.from_dict({"text": docs}).map(tokenize, batched=True, remove_columns=["text"],
                                                  desc=f"tokenize {what}")
@@ -208,13 +209,12 @@ def pack_tokenized(tokenized, tokenizer, block_size: int, what: str, *, packing:
 
     packed = tokenized.map(pack, batched=True, batch_size=_PACK_BATCH_DOCS, remove_columns=tokenized.column_names,
                            desc=f"pack {what}")
-    lengths = [len(x) for x in tokenized["input_ids"]]
-    n_docs = len(lengths)
+    n_docs = len(tokenized)
     n_batches = -(-n_docs // _PACK_BATCH_DOCS)
     extra = (eos is not None) + (bos is not None and bos != eos)
     # pack_documents' stream per batch: the document tokens, EOS after each, BOS before each (once per
     # batch where BOS is EOS: the first document's opener)
-    n_tokens = sum(lengths) + n_docs * extra + (n_batches if bos is not None and bos == eos else 0)
+    n_tokens = int(sum(tokenized["n_tokens"])) + n_docs * extra + (n_batches if bos is not None and bos == eos else 0)
     if len(packed) == 0:
         raise ValueError(f"{what} has {n_tokens} tokens, fewer than one block of block_size={block_size}; "
                          "lower block_size or give more text")
