@@ -111,8 +111,8 @@ def main() -> None:
     ap.add_argument("--eval-docs", type=int, default=30, help="first N test documents")
     ap.add_argument("--out", default="benchmarks/results/packing_mini-gpt2-ru.json")
     ap.add_argument("--speed-only", action="store_true", help="only the interleaved tokens/s comparison")
-    ap.add_argument("--rounds", type=int, default=3, help="--speed-only: trainings per packing")
-    ap.add_argument("--speed-steps", type=int, default=8, help="--speed-only: steps per training")
+    ap.add_argument("--rounds", type=int, default=5, help="--speed-only: trainings per packing")
+    ap.add_argument("--speed-steps", type=int, default=12, help="--speed-only: steps per training")
     import sys
 
     a = ap.parse_args()
