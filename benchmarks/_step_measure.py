@@ -49,7 +49,7 @@ def optimizer_state_bytes_of(optimizer) -> int:
 
 def measure_training_step(model, batch_size: int, block_size: int, *, optimizer: str = "adamw",
                           gradient_checkpointing: bool = False, autocast=None, warmup_steps: int = 2,
-                          seed: int = 0) -> dict[str, int]:
+                          seed: int = 0, document_length: int | None = None) -> dict[str, int]:
     """Trains ``model`` for ``warmup_steps`` steps on random token blocks, then measures one more step.
 
     The step is Trainer's: forward with labels, backward, gradient clipping at 1.0, optimizer step,
@@ -57,6 +57,8 @@ def measure_training_step(model, batch_size: int, block_size: int, *, optimizer:
     ``StepMemory``), ``baseline`` (model and optimizer tensors before it), ``optimizer_states`` (bytes
     held by the optimizer) and ``gradients`` (bytes of all gradients at the end of a backward pass).
     ``optimizer``: ``"adamw"`` (fused torch AdamW, Trainer's default), ``"adamw_torch"`` or ``"adamw_8bit"``.
+    ``document_length``: the blocks hold documents of this many tokens, packed isolated (position ids
+    restart at each, no attention mask: the block-diagonal mask transformers builds); None: one sequence.
     """
     import torch
 
@@ -80,11 +82,15 @@ def measure_training_step(model, batch_size: int, block_size: int, *, optimizer:
     vocab = model.get_input_embeddings().num_embeddings
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (batch_size, block_size), generator=gen).to(device)
+    extra = {}
+    if document_length is not None:
+        positions = torch.arange(block_size, device=device) % document_length
+        extra = {"position_ids": positions.expand(batch_size, -1), "use_cache": False}
     grads = [0]
 
     def step() -> None:
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = model(input_ids=ids, labels=ids, **extra).loss
         loss.backward()
         del loss
         grads[0] = sum(p.grad.untyped_storage().nbytes() for p in params if p.grad is not None)

@@ -66,6 +66,7 @@ def library(model_path, texts, args) -> float:
         block_size=args.block_size, learning_rate=2e-4, seed=args.seed, logging_steps=10,
         # plain float32 weights on CPU, bf16 autocast on a bf16 GPU: the same as the reference
         dtype="float32",
+        packing="concatenated",  # the reference trains on plain blocks (bench_packing.py compares packings)
     )
     return run.metrics["tokens_per_second"]
 
@@ -135,7 +136,7 @@ def main() -> None:
 
     fan = _targets_conv1d(base, targets)
     del base
-    ds, stats = _packing.pack_texts(source.tokenizer, texts, a.block_size, "texts")
+    ds, stats = _packing.pack_texts(source.tokenizer, texts, a.block_size, "texts", packing="concatenated")
     blocks = ds["input_ids"]
     need = a.steps * a.batch_size
     print(f"model {model_path}, {len(blocks)} blocks of {a.block_size} (need {need}), targets {targets}")

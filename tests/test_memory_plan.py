@@ -77,6 +77,7 @@ def _real_model(arch, recipe, checkpoints, dtype="float32"):
 
 
 def _plan(arch, recipe, **kw):
+    kw.setdefault("packing", "concatenated")  # what measure_training_step trains on unless told documents
     kw.setdefault("device", "cpu")
     kw.setdefault("batch_size", 2)
     kw.setdefault("block_size", 64)
@@ -171,6 +172,27 @@ def test_step_peak_within_tolerance(arch, recipe_name, batch, block, ckpt, check
     assert abs(fixed - measured["baseline"]) <= 64  # what is there before the step, exactly (64: rounding)
     assert plan.total == pytest.approx(measured["peak"], rel=TOLERANCE)
     assert sum(plan.terms.values()) == plan.total
+
+
+@pytest.mark.parametrize("arch,recipe_name,batch,block,ckpt", [
+    ("llama", "full", 2, 128, False), ("llama", "lora", 1, 256, True), ("gpt2", "full", 2, 128, False),
+    ("llama", "lora", 4, 64, False),
+])
+def test_isolated_packing_step_peak_within_tolerance(arch, recipe_name, batch, block, ckpt, checkpoints):
+    """Documents packed isolated: transformers' block-diagonal mask, copied per layer by the fused kernel."""
+    from _step_measure import measure_training_step
+
+    recipe = RECIPES[recipe_name]()
+    model = _real_model(arch, recipe, checkpoints)
+    iso = measure_training_step(model, batch, block, gradient_checkpointing=ckpt, document_length=block // 3)
+    cat = measure_training_step(model, batch, block, gradient_checkpointing=ckpt)
+    kw = dict(batch_size=batch, block_size=block, gradient_checkpointing=ckpt, dtype="float32")
+    plan_iso, plan_cat = _plan(arch, recipe, packing="isolated", **kw), _plan(arch, recipe, **kw)
+    assert plan_iso.total == pytest.approx(iso["peak"], rel=TOLERANCE)
+    assert plan_iso.settings["packing"] == "isolated"
+    if arch == "llama" and not ckpt:  # fused attention, every layer's mask copy held: a real difference
+        assert iso["peak"] - cat["peak"] > 2 * TOLERANCE * cat["peak"]
+        assert plan_iso.total - plan_cat.total == pytest.approx(iso["peak"] - cat["peak"], rel=0.1)
 
 
 def test_logits_are_vocab_x_block_x_batch_wide():

@@ -235,7 +235,7 @@ def test_loraplus_optimizer_gives_b_a_larger_learning_rate(tiny_llama_path):
 
 def test_packing_efficiency_and_blocks(tiny_gpt2_path, tiny_tokenizer, ba_docs, tmp_path):
     docs = ba_docs[:6]
-    ds, stats = _packing.pack_texts(tiny_tokenizer, docs, BLOCK, "train_texts")
+    ds, stats = _packing.pack_texts(tiny_tokenizer, docs, BLOCK, "train_texts", packing="concatenated")
     stream = []
     for d in docs:  # brute force: EOS after every document, equal blocks, remainder dropped
         stream += tiny_tokenizer(d, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
@@ -243,7 +243,8 @@ def test_packing_efficiency_and_blocks(tiny_gpt2_path, tiny_tokenizer, ba_docs, 
     assert stats["n_tokens"] == len(stream) and len(ds) == n_blocks
     assert ds[n_blocks - 1]["input_ids"] == stream[(n_blocks - 1) * BLOCK:n_blocks * BLOCK]
     assert stats["packing_efficiency"] == pytest.approx(n_blocks * BLOCK / len(stream))
-    run = la.FullFineTuning().train(tiny_gpt2_path, docs, output_dir=tmp_path, **{**FAST, "max_steps": 1})
+    run = la.FullFineTuning().train(tiny_gpt2_path, docs, output_dir=tmp_path, packing="concatenated",
+                                    **{**FAST, "max_steps": 1})
     assert run.metrics["packing_efficiency"] == pytest.approx(n_blocks * BLOCK / len(stream))
     assert run.metrics["train_blocks"] == n_blocks
 
@@ -371,7 +372,7 @@ def test_pretokenized_dataset_scores_labelled_positions_only(tiny_gpt2_path, tin
     for i in range(6):
         ids = list(range(10 + i, 20 + 2 * i))
         examples.append({"input_ids": ids, "labels": [-100] * 3 + ids[3:]})
-    collated = _trainer.collator(tiny_tokenizer, packed=False)(examples[:2])
+    collated = _trainer.collator(tiny_tokenizer, None)(examples[:2])
     pad = tiny_tokenizer.pad_token_id
     assert collated["input_ids"].shape == (2, 11)
     assert collated["input_ids"][0].tolist() == list(range(10, 20)) + [pad]

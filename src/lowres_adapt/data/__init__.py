@@ -25,7 +25,7 @@ from .corpus import (
     split_documents,
     split_fingerprint,
 )
-from .packing import as_dataset, pack_documents, pack_texts
+from .packing import PACKINGS, as_dataset, document_start_id, ignored_labels, pack_documents, pack_texts
 from .samples import (
     SAMPLE_PREFIX,
     resolve_sample,
@@ -36,7 +36,8 @@ from .samples import (
 )
 
 __all__ = [
-    "SAMPLE_PREFIX", "as_dataset", "has_splits", "iter_corpus", "iter_jsonl_records", "load_corpus",
-    "load_splits", "pack_documents", "pack_texts", "packing", "resolve_sample", "sample_corpus",
-    "sample_corpus_path", "sample_model_path", "sample_prompts", "split_documents", "split_fingerprint",
+    "PACKINGS", "SAMPLE_PREFIX", "as_dataset", "document_start_id", "has_splits", "ignored_labels",
+    "iter_corpus", "iter_jsonl_records", "load_corpus", "load_splits", "pack_documents", "pack_texts", "packing",
+    "resolve_sample", "sample_corpus", "sample_corpus_path", "sample_model_path", "sample_prompts",
+    "split_documents", "split_fingerprint",
 ]

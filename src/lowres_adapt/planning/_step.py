@@ -94,8 +94,14 @@ class _Live:
 
 
 def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda", checkpointing: bool = False,
-                  autocast: Any = None) -> StepTrace:
+                  autocast: Any = None, packing: str = "concatenated") -> StepTrace:
     """Runs forward and backward of ``meta.model`` on meta inputs of ``batch_size x block_size`` tokens.
+
+    ``packing="isolated"``: the blocks hold several documents with restarting position ids, so
+    transformers builds a block-diagonal boolean mask (batch x block x block, once per step) and the
+    fused attention kernels, given a mask, save a copy of it in the attention dtype for backward in
+    every layer (measured on CPU: ``tests/test_memory_plan.py``; the CUDA memory-efficient kernel keeps
+    its ``attn_bias`` the same way). ``"concatenated"``: one causal sequence per row, no mask.
 
     Not thread-safe: while it runs, ``torch.nn.functional.scaled_dot_product_attention`` (and with
     ``autocast`` the matmuls and fp32 ops) are replaced by the stand-ins in the whole process.
@@ -128,7 +134,7 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
                     live.track(t)
             return out
 
-    patches = _stand_in_patches(fused, autocast)
+    patches = _stand_in_patches(fused, autocast, align=16 if device == "cuda" else 1)
     _ATTENTION_FLOPS[0] = 0
     # FLOPs counted with torch.utils.flop_counter's formulas, in this mode: FlopCounterMode itself tracks
     # modules with hooks that keep tensors alive, which would change the memory being measured
@@ -149,9 +155,15 @@ def simulate_step(meta, batch_size: int, block_size: int, *, device: str = "cuda
         warnings.filterwarnings("ignore", message=".*checkpointing.*deprecated", category=FutureWarning)
         try:
             # transformers looks for several documents packed into one row by reading the position ids,
-            # which a meta tensor cannot show; packed training blocks are one row each, the answer it would
-            # reach (and it warns when a pad token shows in the ids without an attention mask: data too)
-            with mock.patch("transformers.masking_utils.find_packed_sequence_indices", return_value=None), \
+            # which a meta tensor cannot show: tell it the answer the packing gives (documents in every row
+            # when isolated; one sequence per row when concatenated). It also warns when a pad token shows
+            # in the ids without an attention mask: data too
+            def packed_rows(position_ids):
+                if packing != "isolated":
+                    return None
+                return torch.zeros(position_ids.shape, dtype=torch.long, device=position_ids.device)
+
+            with mock.patch("transformers.masking_utils.find_packed_sequence_indices", side_effect=packed_rows), \
                     mock.patch("transformers.modeling_utils.PreTrainedModel.warn_if_padding_and_no_attention_mask"), \
                     patches, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), Track():
                 patches.caching = True
@@ -197,8 +209,8 @@ class _stand_in_patches:
     replaced by the stand-ins for the duration of the simulation. Module attributes rather than a
     ``TorchFunctionMode``: the mode would not be active when gradient checkpointing recomputes a layer."""
 
-    def __init__(self, fused: bool, autocast) -> None:
-        self.fused, self.autocast = fused, autocast
+    def __init__(self, fused: bool, autocast, align: int = 1) -> None:
+        self.fused, self.autocast, self.align = fused, autocast, align
         self.cache: dict[int, Any] = {}
         self.caching = False  # on during the forward; a checkpointed layer's recomputation casts afresh
         self._saved: list = []
@@ -244,7 +256,12 @@ class _stand_in_patches:
             if self.autocast is not None:
                 q, k, v = (self._cast(t) for t in (q, k, v))
             if self.fused:
-                return _fused_attention()(q, k, v)
+                mask = kw.get("attn_mask", args[0] if args else None)
+                bias = None
+                if mask is not None:  # the kernels' copy of the mask in q's dtype (last dim aligned on CUDA)
+                    last = -(-mask.shape[-1] // self.align) * self.align
+                    bias = q.new_empty((*mask.shape[:-1], last))
+                return _fused_attention()(q, k, v, bias)
             return sdpa(q, k, v, *args, **kw)
 
         self._saved.append((F, "scaled_dot_product_attention", sdpa))
@@ -263,14 +280,15 @@ _ATTENTION_FLOPS = [0]
 
 
 def _fused_attention():
-    """A function with a fused attention kernel's allocations: out, fp32 log-sum-exp; grads of q, k, v."""
+    """A function with a fused attention kernel's allocations: out, fp32 log-sum-exp (and the mask's copy
+    when there is a mask), saved for backward; grads of q, k, v."""
     global _FUSED
     if _FUSED is None:
         import torch
 
         class FusedAttention(torch.autograd.Function):
             @staticmethod
-            def forward(ctx, q, k, v):
+            def forward(ctx, q, k, v, bias):
                 from torch.utils.flop_counter import sdpa_flop_count
 
                 _ATTENTION_FLOPS[0] += sdpa_flop_count(q.shape, k.shape, v.shape)
@@ -279,18 +297,18 @@ def _fused_attention():
                 # attention code does next is then free, as on the device
                 out = q.new_empty((b, s, h, v.shape[-1])).transpose(1, 2)
                 lse = q.new_empty((b, h, s), dtype=torch.float32)
-                ctx.save_for_backward(q, k, v, out, lse)
+                ctx.save_for_backward(q, k, v, out, lse, *(() if bias is None else (bias,)))
                 return out
 
             @staticmethod
             def backward(ctx, grad):
                 from torch.utils.flop_counter import sdpa_backward_flop_count
 
-                q, k, v, _, lse = ctx.saved_tensors
+                q, k, v, _, lse = ctx.saved_tensors[:5]
                 _ATTENTION_FLOPS[0] += sdpa_backward_flop_count(grad.shape, q.shape, k.shape, v.shape)
                 delta = torch.empty_like(lse)  # the kernels' row sums of grad * out
                 del delta
-                return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+                return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), None
 
         _FUSED = FusedAttention.apply
     return _FUSED

@@ -194,7 +194,7 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
                 gradient_checkpointing: bool | None = None, optimizer: str = "adamw",
                 device_memory: int | str | None = None, device: str = "cuda", mixed_precision: str | None = "auto",
                 gradient_accumulation_steps: int = 1, sharding: str | None = None, num_devices: int = 1,
-                margin: float = 0.1, max_batch_size: int = 1024) -> MemoryPlan:
+                margin: float = 0.1, max_batch_size: int = 1024, packing: str = "isolated") -> MemoryPlan:
     """Returns a :class:`MemoryPlan`: the bytes one training step of ``recipe`` needs per device, by term.
 
     ``model_or_config``: a transformers config, a loaded model, a model folder, a ``config.json`` or a hub
@@ -207,7 +207,9 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
     ``paged_adamw``, ``paged_adamw_8bit`` (bitsandbytes) or ``sgd``; Trainer's ``optim`` names work too.
     ``device_memory`` (e.g. ``"24GB"``) gives ``fits`` and ``largest_batch_size``. ``sharding``:
     ``"ddp"``, ``"zero1"``, ``"zero2"``, ``"zero3"``, ``"fsdp"`` (full shard) or ``"fsdp_grad_op"`` across
-    ``num_devices``; ``batch_size`` is per device.
+    ``num_devices``; ``batch_size`` is per device. ``packing``: as ``recipe.train`` packs the blocks;
+    ``"isolated"`` (its default) adds the block-diagonal attention mask, which the fused attention
+    kernels copy per layer (``batch x block x block`` in the attention dtype, unless checkpointed).
 
     Example::
 
@@ -246,6 +248,10 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
         raise ValueError(f"sharding={sharding!r} needs num_devices >= 2, got {num_devices}")
     if not 0 <= margin < 1:
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+    from ..data import PACKINGS
+
+    if packing not in PACKINGS:
+        raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}{did_you_mean(str(packing), PACKINGS)}")
     capacity = None if device_memory is None else parse_bytes(device_memory)
     if dtype is None:
         dtype = "bfloat16" if device == "cuda" and (recipe._quantize() or recipe._adapters) else "float32"
@@ -279,7 +285,7 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
 
     def step(b: int) -> tuple[int, dict[str, int], Any]:
         trace = _step.simulate_step(meta, b, block_size, device=device, checkpointing=gradient_checkpointing,
-                                         autocast=autocast)
+                                    autocast=autocast, packing=packing)
         return _assemble(wt, states, grads, optim_temp, trace, sharding, num_devices, quantized,
                          gradient_accumulation_steps, meta) + (trace,)
 
@@ -314,7 +320,8 @@ def plan_memory(model_or_config, recipe, *, batch_size: int, block_size: int, dt
                   "batch_size": batch_size, "block_size": block_size, "dtype": dtype,
                   "mixed_precision": mixed_precision, "gradient_checkpointing": bool(gradient_checkpointing),
                   "optimizer": optim, "device": device, "sharding": sharding, "num_devices": num_devices,
-                  "gradient_accumulation_steps": gradient_accumulation_steps, "attention": trace.attention},
+                  "gradient_accumulation_steps": gradient_accumulation_steps, "attention": trace.attention,
+                  "packing": packing},
         flops_per_step=trace.flops_matmul + trace.flops_attention,
         flops_detail={"matmul": trace.flops_matmul, "attention": trace.flops_attention},
         tokens_per_step=batch_size * block_size, notes=notes,
@@ -349,6 +356,8 @@ def plan_for_run(model_or_config, recipe, metrics: dict[str, Any]) -> MemoryPlan
         mixed_precision="bfloat16" if metrics.get("bf16") else None,
         gradient_accumulation_steps=int(metrics.get("gradient_accumulation_steps") or 1),
         sharding="ddp" if world > 1 else None, num_devices=world,
+        # runs recorded before isolated packing have no "packing": they trained concatenated
+        packing=metrics.get("packing") or "concatenated",
     )
 
 

@@ -4,17 +4,20 @@ peak memory)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import re
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._utils import did_you_mean
+from ..data import ignored_labels
 from ..errors import TrainingDivergedError
 from ..modeling import training_device
 
@@ -187,8 +190,11 @@ def _callback_class():
 
 
 def build_trainer(model, tokenizer, train_ds, eval_ds, opts: TrainOptions, output_dir: Path, *,
-                  optimizer=None, callbacks: list | None = None, packed: bool = True):
-    """Returns a ``transformers.Trainer`` with the library's defaults, the divergence callback and collator."""
+                  optimizer=None, callbacks: list | None = None, packing: str | None = "isolated",
+                  start_id: int | None = None):
+    """Returns a ``transformers.Trainer`` with the library's defaults, the divergence callback and collator
+    (``packing``: ``"isolated"``, ``"concatenated"`` or None for pre-tokenized examples)."""
+    packed = packing is not None
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -227,24 +233,37 @@ def build_trainer(model, tokenizer, train_ds, eval_ds, opts: TrainOptions, outpu
     cb = _callback_class()()
     return Trainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-        data_collator=collator(tokenizer, packed), processing_class=tokenizer,
+        data_collator=collator(tokenizer, packing, start_id), processing_class=tokenizer,
         callbacks=[cb, *(callbacks or [])], optimizers=(optimizer, None),
     )
 
 
-def collator(tokenizer, packed: bool):
-    """The batch builder: packed blocks (all ``block_size`` long) are stacked as they are, with the inputs
-    as labels; examples of any length go through transformers' ``DataCollatorForSeq2Seq`` (inputs padded
-    with the pad token, labels with -100, an attention mask over the real tokens)."""
+def collator(tokenizer, packing: str | None, start_id: int | None = None):
+    """The batch builder. Packed blocks (all ``block_size`` long) are stacked as they are:
+
+    - ``"concatenated"``: the inputs are the labels;
+    - ``"isolated"``: the blocks' ``position_ids`` go to the model with no attention mask and
+      ``use_cache=False``, so transformers builds the block-diagonal causal mask (each document attends
+      to itself only; ``transformers.masking_utils.find_packed_sequence_indices``), and the labels that
+      would be predicted across a document boundary are -100 (``data.ignored_labels``; ``start_id`` is
+      the constant document start token, which stays a target).
+
+    Examples of any length (``packing=None``) go through transformers' ``DataCollatorForSeq2Seq`` (inputs
+    padded with the pad token, labels with -100, an attention mask over the real tokens); isolated blocks
+    in such a run (``eval_texts`` next to a ``train_dataset``) are still stacked as isolated blocks."""
     from transformers import DataCollatorForSeq2Seq
 
-    if packed:
+    if packing == "concatenated":
         return _stack_blocks
+    isolated = functools.partial(_stack_isolated_blocks, start_id=start_id)
+    if packing == "isolated":
+        return isolated
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token first")
         tokenizer.pad_token = tokenizer.eos_token
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+    padded = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+    return lambda examples: isolated(examples) if "position_ids" in examples[0] else padded(examples)
 
 
 def _stack_blocks(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -252,6 +271,63 @@ def _stack_blocks(examples: list[dict[str, Any]]) -> dict[str, Any]:
 
     ids = torch.tensor([list(e["input_ids"]) for e in examples], dtype=torch.long)
     return {"input_ids": ids, "labels": ids.clone()}
+
+
+def _stack_isolated_blocks(examples: list[dict[str, Any]], start_id: int | None) -> dict[str, Any]:
+    import torch
+
+    ids = torch.tensor([list(e["input_ids"]) for e in examples], dtype=torch.long)
+    pos = torch.tensor([list(e["position_ids"]) for e in examples], dtype=torch.long)
+    labels = ids.masked_fill(ignored_labels(ids, pos, start_id), -100)
+    # no attention_mask and no cache: with either, transformers would not read the restarting positions
+    return {"input_ids": ids, "position_ids": pos, "labels": labels, "use_cache": False}
+
+
+# ------------------------------------------------------------------------------------ isolation check
+def isolation_failure(model) -> str | None:
+    """Returns None when ``model`` keeps packed documents apart, else why not (a sentence for a warning).
+
+    A cheap probe on the model itself (eval mode, no gradients, three forward passes of a few dozen
+    tokens): two rows pack a document B after different documents A and A'; with restarting position
+    ids and no mask B's logits must not depend on what came before it (rows equal), and must equal B's
+    logits alone (positions restart). An architecture or attention implementation that ignores the
+    position ids (or builds its own causal mask) fails one of the two.
+    """
+    import torch
+
+    embeddings = model.get_input_embeddings()
+    vocab, device = embeddings.weight.shape[0], embeddings.weight.device
+    gen = torch.Generator().manual_seed(0)
+    n_a, n_b = 24, 8
+    a = torch.randint(0, vocab, (2, n_a), generator=gen)
+    b = torch.randint(0, vocab, (1, n_b), generator=gen).expand(2, -1)
+    ids = torch.cat([a, b], dim=1).to(device)
+    pos = torch.cat([torch.arange(n_a), torch.arange(n_b)]).expand(2, -1).to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. GPT-2's "pad token without an attention mask"
+            packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[:, n_a:].float()
+            alone = model(input_ids=b[:1].to(device), use_cache=False).logits[0].float()
+    finally:
+        model.train(was_training)
+    scale = float(alone.abs().max()) or 1.0
+    # 16-bit or 4-bit (uint8-stored) weights: rounding differs between the two shapes, contamination does not
+    low = bool({p.dtype for p in model.parameters()} & {torch.float16, torch.bfloat16, torch.uint8})
+    tol = scale * (5e-2 if low else 1e-4)
+    config = getattr(model, "config", None)
+    what = (f"{getattr(config, 'model_type', type(model).__name__)} with attention "
+            f"{getattr(config, '_attn_implementation', None)!r}")
+    cross = float((packed[0] - packed[1]).abs().max())
+    if cross > tol:
+        return (f"{what} lets a packed document attend to the one before it (its logits moved by {cross:.3g} "
+                f"when that document changed)")
+    shift = float((packed[0] - alone).abs().max())
+    if shift > tol:
+        return (f"{what} ignores restarting position ids (a packed document's logits differ from its logits "
+                f"alone by {shift:.3g})")
+    return None
 
 
 # ------------------------------------------------------------------------------------ metrics

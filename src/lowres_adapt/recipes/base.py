@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
-from ..data import packing
+from ..data import packing as data_packing
 from ..modeling import loading
 from . import _step_memory, _trainer
 
@@ -282,6 +282,7 @@ class AdaptationRecipe:
         report_to: str | list[str] = "none",
         callbacks: Sequence[Any] = (),
         model_kwargs: dict[str, Any] | None = None,
+        packing: str = "isolated",
         **training_args: Any,
     ) -> TrainingRun:
         """Returns a ``TrainingRun`` (model, tokenizer, metrics, output_dir, recipe) after training with
@@ -292,7 +293,12 @@ class AdaptationRecipe:
         - ``train_texts`` / ``eval_texts``: documents. They are tokenized (``datasets.map``, batched),
           joined with EOS and packed into ``block_size`` blocks (no padding; the leftover under one block
           per 10,000 documents is dropped and ``metrics["packing_efficiency"]`` says how much was kept).
-          Packed blocks let attention cross document boundaries, as in GPT-2 style pretraining.
+          ``packing="isolated"`` (default): each document starts with BOS (EOS where the tokenizer has no
+          BOS), the token the evaluator conditions on, and attends only to itself (position ids restart
+          per document; no label is predicted across a boundary). Where the model cannot keep packed
+          documents apart (checked on the loaded model) a warning says so and training falls back to
+          ``"concatenated"``: documents joined with EOS, attention across them, as in GPT-2 style
+          pretraining and in releases before this default. ``metrics["packing"]`` says which ran.
         - ``train_dataset`` / ``eval_dataset``: a ``datasets.Dataset`` or list of dicts with
           ``input_ids`` and optionally ``labels`` (-100 for positions that are not scored) and
           ``attention_mask``. Used as they are (no packing); batches are right-padded, labels with -100.
@@ -351,6 +357,7 @@ class AdaptationRecipe:
                              "(pre-tokenized examples with input_ids)")
         if eval_texts is not None and eval_dataset is not None:
             raise ValueError("give eval_texts or eval_dataset, not both")
+        data_packing.check_packing(packing)
         if merge_adapter and not hasattr(self, "r"):
             raise ValueError(f"merge_adapter=True needs an adapter recipe (LoRA/QLoRA), not {type(self).__name__}")
 
@@ -368,15 +375,19 @@ class AdaptationRecipe:
         output_dir = _trainer.make_output_dir(output_dir)
         tok = source.tokenizer
         context = loading.context_length(source.config)
+        train_tok = eval_tok = None
         if train_dataset is not None:
-            train_ds, train_stats = packing.as_dataset(train_dataset, "train_dataset", context), None
+            train_ds, train_stats = data_packing.as_dataset(train_dataset, "train_dataset", context), None
         else:
-            train_ds, train_stats = packing.pack_texts(tok, train_texts, block_size, "train_texts")
+            train_tok = data_packing.tokenize_texts(tok, train_texts, "train_texts")
+            train_ds, train_stats = data_packing.pack_tokenized(train_tok, tok, block_size, "train_texts",
+                                                                packing=packing)
         eval_ds = eval_stats = None
         if eval_dataset is not None:
-            eval_ds = packing.as_dataset(eval_dataset, "eval_dataset", context)
+            eval_ds = data_packing.as_dataset(eval_dataset, "eval_dataset", context)
         elif eval_texts is not None:
-            eval_ds, eval_stats = packing.pack_texts(tok, eval_texts, block_size, "eval_texts")
+            eval_tok = data_packing.tokenize_texts(tok, eval_texts, "eval_texts")
+            eval_ds, eval_stats = data_packing.pack_tokenized(eval_tok, tok, block_size, "eval_texts", packing=packing)
         _trainer.check_resume(resume_from_checkpoint, output_dir)
 
         _trainer.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
@@ -384,13 +395,32 @@ class AdaptationRecipe:
         state: dict[str, Any] = {"source": source, "dtype": dtype}
         if getattr(self, "variant", None) == "pissa" and not source.has_adapter:
             state["pissa_init"] = _trainer.save_pissa_init(model, output_dir)
+        used = packing if (train_stats or eval_stats) else None  # None: nothing was packed
+        fallback = None
+        if used == "isolated":
+            fallback = _trainer.isolation_failure(model)
+            if fallback is not None:  # never train contaminated without saying so
+                _warn(f"{fallback}: packed documents cannot be kept apart, so this run trains with "
+                      "packing='concatenated' (documents joined with EOS, attention across them); load the "
+                      "model with attn_implementation='sdpa' or 'eager' and pass it as model=..., or pass "
+                      "packing='concatenated' to silence this")
+                used = "concatenated"
+                if train_tok is not None:
+                    train_ds, train_stats = data_packing.pack_tokenized(train_tok, tok, block_size, "train_texts",
+                                                                        packing=used)
+                if eval_tok is not None:
+                    eval_ds, eval_stats = data_packing.pack_tokenized(eval_tok, tok, block_size, "eval_texts",
+                                                                      packing=used)
+        del train_tok, eval_tok
+        start_id = data_packing.document_start_id(tok) if used == "isolated" else None
         optimizer = self._optimizer(model, learning_rate, weight_decay)
         # tensor memory at the peak of one steady optimizer step (the second; the first if there is one),
         # the number a memory plan predicts (see recipes/_step_memory.py)
         step_memory = _step_memory.step_memory_callback(1 if max_steps > 1 else 0)
         trainer = _trainer.build_trainer(
             model, tok, train_ds, eval_ds, opts, output_dir, optimizer=optimizer,
-            callbacks=[*callbacks, step_memory], packed=train_stats is not None,
+            callbacks=[*callbacks, step_memory], packing=used if train_stats is not None else None,
+            start_id=start_id,
         )
         counts = self.count_parameters(model)
         _trainer.reset_peak_memory()
@@ -437,6 +467,9 @@ class AdaptationRecipe:
             "optimizer": "custom" if optimizer is not None else str(getattr(trainer.args.optim, "value",
                                                                             trainer.args.optim)),
             "weight_bytes": _trainer.weight_bytes(model),
+            "packing": used,
+            "packing_fallback": fallback,
+            "document_start_id": start_id,
             "packing_efficiency": None if train_stats is None else train_stats["packing_efficiency"],
             "train_blocks": len(train_ds),
             "eval_blocks": None if eval_ds is None else len(eval_ds),

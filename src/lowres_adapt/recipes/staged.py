@@ -5,7 +5,9 @@ LlamaTurk adapted Llama to Turkish by continual training on raw text ("c"), then
 LoRA, QLoRA) and runs its :class:`Stage` list in order on one model: the model (and a LoRA adapter)
 coming out of a stage goes into the next, which keeps training the same weights or adapter.
 
-* ``kind="causal_lm"``: documents, packed into blocks exactly as ``recipe.train`` packs them.
+* ``kind="causal_lm"``: documents, packed into blocks exactly as ``recipe.train`` packs them (isolated by
+  default; ``packing="concatenated"`` in ``train``'s keywords or a stage's ``training_args`` for the old
+  blocks).
 * ``kind="vocabulary"``: no training: extends the vocabulary with ``new_tokens`` tokens learnt from the
   stage's documents (``init`` for the new rows), and the stages after it train the new rows (``rows``)
   for the same number of text bytes (``equal_bytes``); see ``_extension.py``. It must come first.
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
+from ..data.packing import check_packing
 from ..modeling import loading
 from ..tokenization import check_init
 from . import _extension
@@ -344,6 +347,8 @@ class StagedRecipe(AdaptationRecipe):
         plans, pairs_of = [], {}
         for stage in self.stages:
             settings = {**kwargs, **stage.training_args, **stage.settings()}
+            if "packing" in settings:
+                check_packing(settings["packing"])
             block_size = settings.get("block_size", default_block)
             if context is not None and block_size > context:
                 given = "" if "block_size" in settings else " (the recipe's default: none was given)"

@@ -280,7 +280,8 @@ def _known_options(what: str) -> list[str] | None:
     study_args = {
         "training": {"model", "tokenizer", "train_texts", "eval_texts", "output_dir", "seed", "max_steps",
                      "block_size", "batch_size", "learning_rate", "train_dataset", "eval_dataset", "self",
-                     "training_args", "callbacks", "per_device_train_batch_size", "data_seed", "model_kwargs"},
+                     "training_args", "callbacks", "per_device_train_batch_size", "data_seed", "model_kwargs",
+                     "packing"},
         "evaluation": {"self"},
         "generation": {"model", "tokenizer", "prompts", "seed", "generate_kwargs", "load", "model_kwargs"},
     }.get(what, set())

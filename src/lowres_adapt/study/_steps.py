@@ -25,7 +25,7 @@ class StudySteps:
         return spec.recipe.train(
             model_path, data.splits["train"], eval_texts=data.valid or None, output_dir=str(output_dir),
             seed=spec.seed, max_steps=self.max_steps, block_size=self.block_size, batch_size=self.batch_size,
-            model_kwargs=self.model_kwargs or None, **kwargs,
+            model_kwargs=self.model_kwargs or None, packing=self.packing, **kwargs,
         )
 
     def _load_model(self, model_path: str, load: str):
@@ -68,7 +68,19 @@ class StudySteps:
         report = diagnose_tokenizer(tokenizer, data.test, language=self.language, parallel=data.parallel,
                                     progress=False)
         vocab = sorted(tokenizer.get_vocab().items())
-        return report.to_dict(), _hash([type(tokenizer).__name__, vocab])
+        return {**report.to_dict(), "document_start": self._document_start(tokenizer)}, \
+            _hash([type(tokenizer).__name__, vocab])
+
+    def _document_start(self, tokenizer) -> dict:
+        """Whether the tokenizer has a BOS, and which token training and evaluation start documents with."""
+        from ..data import document_start_id
+
+        start = document_start_id(tokenizer)
+        return {"bos_token": tokenizer.bos_token, "has_bos": tokenizer.bos_token_id is not None,
+                "bos_is_eos": tokenizer.bos_token_id is not None and tokenizer.bos_token_id == tokenizer.eos_token_id,
+                "start_token": None if start is None else tokenizer.convert_ids_to_tokens(start),
+                "packing": self.packing, "used_in_training": self.packing == "isolated" and start is not None,
+                "used_in_evaluation": start is not None}
 
 
 def _planned_peak(model_path: str, recipe, metrics: dict) -> int | None:

@@ -210,6 +210,12 @@ class StudyResults:
                 letters[label] = rep["letter_coverage"]
             if rep.get("warnings"):
                 warnings[label] = rep["warnings"]
+        starts = {label: (diag or {}).get("report", {}).get("document_start") for label, diag in self.diagnostics.items()}
+        if any(starts.values()):
+            out.write("\nDocument start (the token each document is conditioned on):\n\n")
+            for label, d in starts.items():
+                if d:
+                    out.write(f"- {label}: {_document_start_line(d)}\n")
         if letters:
             all_letters = list(dict.fromkeys(ch for cov in letters.values() for ch in cov))
             out.write("\nShare of each special letter's occurrences kept whole inside one token "
@@ -366,3 +372,20 @@ _LEGEND = (
     "knew got worse). **train time**, **tok/s**, **peak mem**: from training. "
     "**share**: trainable share of all parameters. Row `base`: the model before adaptation.\n"
 )
+
+
+def _document_start_line(d: dict) -> str:
+    """One line of the tokenizer section: has the tokenizer a BOS, and did training and evaluation use it."""
+    token = f"`{d.get('start_token')}`"
+    if d.get("has_bos"):
+        what = f"BOS {token}" + (" (the same token as EOS)" if d.get("bos_is_eos") else "")
+    elif d.get("start_token") is not None:
+        what = f"no BOS; EOS {token} stands in for it"
+    else:
+        return "no BOS and no EOS: documents start without a conditioning token"
+    if d.get("used_in_training"):
+        used = "training (isolated packing) and evaluation start every document with it"
+    else:
+        used = (f"evaluation conditions every document on it; training (packing {d.get('packing')!r}) does not "
+                "start documents with it")
+    return f"{what}; {used}."

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils import atomic_write_json, atomic_write_text, did_you_mean, library_versions, read_text_file
-from ..data import resolve_sample, sample_model_path
+from ..data import PACKINGS, resolve_sample, sample_model_path
 from ..errors import StudyConfigError
 from ..languages import BASHKIR, LanguageProfile
 from ..modeling import check_model_kwargs, default_base_load
@@ -135,6 +135,7 @@ class Study(StudySteps):
         block_size: int = 128,
         batch_size: int = 8,
         learning_rate: float | None = None,
+        packing: str = "isolated",
         training: Mapping[str, Any] | None = None,
         evaluation: Mapping[str, Any] | None = None,
         max_eval_documents: int | None = None,
@@ -194,6 +195,10 @@ class Study(StudySteps):
             raise StudyConfigError(f"learning_rate must be a positive number or None (recipe default), "
                                    f"got {learning_rate!r}")
         self._drift_runs = drift_backend_that_runs(drift_backend)  # "auto" -> "ngram"; a typo fails here
+        if packing not in PACKINGS:
+            raise StudyConfigError(f"packing={packing!r} is not known{did_you_mean(str(packing), PACKINGS)}; use "
+                                   f"one of {PACKINGS} ('concatenated' resumes a study made before 'isolated')")
+        self.packing = packing
         self.max_steps, self.block_size, self.batch_size = max_steps, block_size, batch_size
         self.learning_rate = learning_rate
         self.training = _check_options("training", training)
@@ -273,7 +278,7 @@ class Study(StudySteps):
             "parallel": spec(self.parallel), "valid": self.valid, "test": self.test,
             "split_seed": self.split_seed, "text_field": self.text_field, "max_steps": self.max_steps,
             "block_size": self.block_size, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-            "training": self.training, "evaluation": self.evaluation,
+            "packing": self.packing, "training": self.training, "evaluation": self.evaluation,
             "max_eval_documents": self.max_eval_documents, "drift_backend": self.drift_backend,
             "generation": self.generation, "num_prompts": self.num_prompts, "prompt_words": self.prompt_words,
             "evaluate_base": self.evaluate_base, "model_kwargs": self.model_kwargs,
@@ -324,6 +329,9 @@ class Study(StudySteps):
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "training": self.training,
             "evaluation": self.evaluation, "drift_backend": self._drift_runs, "generation": self.generation,
             "evaluate_base": self.evaluate_base, "model_kwargs": self.model_kwargs, "base_loads": self._base_loads(),
+            # studies made before isolated packing trained concatenated and have no such key: the same
+            # settings (packing="concatenated") keep their fingerprint and resume, the new default does not
+            **({} if self.packing == "concatenated" else {"packing": self.packing}),
         }
 
     def _run_load(self, recipe) -> str:
