@@ -110,8 +110,11 @@ def record_recipes(path: Path, docs: list[str], s: dict[str, Any], work: Path) -
     for name, recipe, extra in cases:
         _free(s["device"])
         t0 = time.perf_counter()
+        # concatenated blocks: whether a measured batch holds a document boundary (and so a block-diagonal
+        # mask) would depend on the data; the plan of isolated packing assumes one, the worst case
         run = recipe.train(str(path), docs, output_dir=work / name, max_steps=s["steps"], batch_size=s["batch_size"],
-                           block_size=s["block_size"], dtype=s["dtype"], logging_steps=1, **extra)
+                           block_size=s["block_size"], dtype=s["dtype"], logging_steps=1, packing="concatenated",
+                           **extra)
         m = run.metrics
         plan = plan_for_run(str(path), recipe, m)
         out[name] = {
