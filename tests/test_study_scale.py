@@ -1,0 +1,230 @@
+"""The study at scale: cells through executors (serial = process pool = dask, numbers equal), a killed
+worker recovered, two run()s racing on one folder, stale locks, GPU slots, the grid's memory plan, the
+blocks cache (a killed writer's entry rebuilt) and streamed corpora (same blocks as the list path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import lowres_adapt as la
+from lowres_adapt.study import Study
+
+DOCS = [f"документ {i} һүҙ ҡала ғаилә {'әсә ' * (i % 5)}бала." for i in range(40)]
+SRC = str(Path(la.__file__).resolve().parents[1])
+
+
+class FastStudy(Study):
+    """Every expensive step a deterministic fake; ``_train`` appends to ``calls_file`` and can kill its
+    worker (``os._exit``) while ``kill_marker`` does not exist yet (then creates it)."""
+
+    def __init__(self, *a, calls_file=None, kill_run=None, kill_marker=None, sleep=0.0, **k):
+        super().__init__(*a, progress=False, **k)
+        self.calls_file, self.kill_run, self.kill_marker, self.sleep = calls_file, kill_run, kill_marker, sleep
+
+    def _train(self, spec, model_path, data, output_dir):
+        if self.calls_file:
+            with open(self.calls_file, "a", encoding="utf-8") as fh:
+                fh.write(f"{spec.run_id} {os.getpid()}\n")
+        if spec.run_id == self.kill_run and not Path(self.kill_marker).exists():
+            Path(self.kill_marker).touch()
+            os._exit(17)  # the worker dies mid-cell: no error.json, no metrics.json
+        time.sleep(self.sleep)
+        return SimpleNamespace(model=SimpleNamespace(run=spec.run_id, seed=spec.seed), tokenizer=None,
+                               metrics={"train_loss": 2.0 + spec.seed + len(spec.recipe_label), "wall_seconds": 0.1})
+
+    def _load_model(self, model_path):
+        return SimpleNamespace(run="base", seed=0, parameters=lambda: []), None
+
+    def _evaluate(self, model, tokenizer, texts):
+        bpb = 1.0 + 0.01 * len(model.run) + 0.1 * model.seed
+        return {"bits_per_byte": bpb, "token_perplexity": 2 ** bpb, "per_document": []}
+
+    def _generate(self, model, tokenizer, prompts, seed):
+        return [f"{p} {seed}" for p in prompts]
+
+    def _drift(self, texts):
+        return {"drift_rate": 0.0, "n_texts": len(texts)}, [{}] * len(texts)
+
+    def _diagnose(self, model_path, data):
+        return {"fertility": 2.0, "warnings": []}, "tok"
+
+
+def fast(tmp_path, name="study", **k):
+    k.setdefault("models", ["m-a", "m-b"])
+    k.setdefault("recipes", ["full", "lora"])
+    k.setdefault("seeds", [0, 1])
+    return FastStudy(corpus=DOCS, output_dir=tmp_path / name, valid=0.1, test=0.1, **k)
+
+
+def numbers(results) -> dict:
+    return {r["run_id"]: (r["status"], r["train"]["train_loss"], r["test"]["bits_per_byte"]) for r in results.runs}
+
+
+# --------------------------------------------------------------------------------------------- executors
+def test_a_process_pool_runs_each_cell_once_in_its_workers(tmp_path):
+    calls = tmp_path / "calls.txt"
+    serial = fast(tmp_path, "serial").run()
+    with ProcessPoolExecutor(2) as pool:
+        pooled = fast(tmp_path, "pool", calls_file=str(calls)).run(executor=pool)
+    assert numbers(pooled) == numbers(serial) and len(pooled.runs) == 8
+    lines = calls.read_text().split()
+    run_ids, pids = lines[0::2], {int(p) for p in lines[1::2]}
+    assert sorted(run_ids) == sorted(serial.study["run_ids"])  # each cell exactly once
+    assert os.getpid() not in pids  # in the workers, not the parent
+    assert (tmp_path / "pool" / "runs" / "m-a__lora-r8__s1" / "metrics.json").is_file()
+    assert not list((tmp_path / "pool" / "locks").iterdir())  # every lock released
+
+
+class FutureWithoutAsCompleted:
+    """A future as minimal as the issue's contract: done() and result() only."""
+
+    def __init__(self, value):
+        self._value, self._polls = value, 0
+
+    def done(self):
+        self._polls += 1
+        return self._polls > 2  # not done at once: the parent must poll
+
+    def result(self):
+        return self._value
+
+
+class MinimalExecutor:
+    def __init__(self):
+        self.submitted = 0
+
+    def submit(self, fn, *args):
+        self.submitted += 1
+        return FutureWithoutAsCompleted(fn(*args))
+
+
+def test_any_object_with_submit_is_an_executor_and_finished_cells_are_not_submitted(tmp_path):
+    ex = MinimalExecutor()
+    first = fast(tmp_path).run(executor=ex)
+    assert ex.submitted == 8 and {r["status"] for r in first.runs} == {"ok"}
+    again = MinimalExecutor()
+    second = fast(tmp_path).run(executor=again)
+    assert again.submitted == 0 and numbers(second) == numbers(first)
+
+
+def test_a_killed_worker_is_recorded_failed_then_recovered_by_the_next_run(tmp_path):
+    marker, calls = tmp_path / "killed-once", tmp_path / "calls.txt"
+    study = fast(tmp_path, calls_file=str(calls), kill_run="m-a__lora-r8__s0", kill_marker=str(marker))
+    with ProcessPoolExecutor(2) as pool:
+        first = study.run(executor=pool)
+    lost = {r["run_id"]: r for r in first.runs}["m-a__lora-r8__s0"]
+    assert marker.exists() and lost["status"] == "failed" and "worker lost" in lost["error"]
+    assert (tmp_path / "study" / "runs" / "m-a__lora-r8__s0" / "error.json").is_file()
+    ok_before = {r["run_id"] for r in first.runs if r["status"] == "ok"}
+    n_calls = len(calls.read_text().splitlines())
+    with ProcessPoolExecutor(2) as pool:
+        second = study.run(executor=pool)
+    assert {r["status"] for r in second.runs} == {"ok"}
+    redone = calls.read_text().splitlines()[n_calls:]
+    assert "m-a__lora-r8__s0" in {line.split()[0] for line in redone}
+    assert not ok_before & {line.split()[0] for line in redone}  # nothing finished is done again
+    assert numbers(second) == numbers(fast(tmp_path, "serial").run())
+
+
+RACE = textwrap.dedent("""
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_study_scale import fast
+    with ProcessPoolExecutor(2) as pool:
+        res = fast(Path({tmp!r}), calls_file={calls!r}, sleep=0.3).run(executor=pool)
+    print(sorted(r["status"] for r in res.runs))
+""")
+
+
+def test_two_runs_racing_on_one_folder_do_each_cell_once(tmp_path):
+    calls = tmp_path / "calls.txt"
+    fast(tmp_path)  # the folder does not exist yet: both processes start from nothing
+    script = RACE.format(tests=str(Path(__file__).parent), tmp=str(tmp_path), calls=str(calls))
+    env = {**os.environ, "PYTHONPATH": SRC}
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        assert out.strip().endswith(str(["ok"] * 8)), out
+    run_ids = [line.split()[0] for line in calls.read_text().splitlines()]
+    assert sorted(run_ids) == sorted(set(run_ids)) and len(run_ids) == 8  # no cell done twice
+
+
+def test_a_stale_lock_of_a_dead_pid_is_taken_over_and_a_live_one_is_not(tmp_path):
+    import socket
+
+    from lowres_adapt.study._executor import CellLock, lock_is_stale
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "x.lock"
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    assert lock_is_stale(path)
+    lock = CellLock(path)
+    assert lock.acquire() and json.loads(path.read_text())["pid"] == os.getpid()
+    assert not lock_is_stale(path) and not CellLock(path).acquire()  # held by a live process (us)
+    lock.release()
+    assert not path.exists()
+    path.write_text(json.dumps({"host": "another-node", "pid": 1}))  # another host: its heartbeat decides
+    assert not lock_is_stale(path)
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    assert lock_is_stale(path)
+
+
+def _visible_gpus(_):
+    time.sleep(0.05)  # long enough that both workers take work
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def test_gpu_slots_of_a_local_pool():
+    from lowres_adapt.study import make_executor
+
+    with make_executor("processes", workers=2, gpus_per_cell=2) as pool:
+        seen = sorted({f.result() for f in [pool.submit(_visible_gpus, i) for i in range(12)]})
+    assert seen == ["0,1", "2,3"]  # worker k sees GPUs 2k, 2k+1 and nothing else
+    with pytest.raises(la.errors.StudyConfigError, match="did you mean 'dask'"):
+        with make_executor("dusk"):
+            pass
+
+
+# --------------------------------------------------------------------------------------------- real cells
+def _tiny(folder: Path) -> dict:
+    return {"models": ["tiny:gpt2"], "recipes": ["full", "lora-r4"], "seeds": [0], "corpus": "sample:ba",
+            "output_dir": str(folder), "valid": 0.1, "test": 0.1, "max_steps": 3, "block_size": 32,
+            "batch_size": 2, "learning_rate": 1e-3, "evaluate_base": False, "num_prompts": 2,
+            "evaluation": {"bootstrap_samples": 10}, "generation": {"max_new_tokens": 4},
+            "drift_backend": "ngram", "progress": False}
+
+
+def _real_numbers(results) -> dict:
+    return {r["run_id"]: (r["status"], r["train"]["train_loss"], r["train"]["final_train_loss"],
+                          r["test"]["bits_per_byte"], r["test"]["token_perplexity"]) for r in results.runs}
+
+
+def test_serial_process_pool_and_dask_give_equal_numbers(tmp_path):
+    pytest.importorskip("distributed")
+    from lowres_adapt.study import make_executor
+
+    serial = Study(**_tiny(tmp_path / "serial")).run()
+    with make_executor("processes", workers=2) as pool:
+        pooled = Study(**_tiny(tmp_path / "pool")).run(executor=pool)
+    with make_executor("dask", workers=2) as client:
+        dasked = Study(**_tiny(tmp_path / "dask")).run(executor=client)
+    assert {r["status"] for r in serial.runs} == {"ok"}, [r.get("error") for r in serial.runs]
+    assert _real_numbers(pooled) == _real_numbers(serial)
+    assert _real_numbers(dasked) == _real_numbers(serial)
