@@ -228,3 +228,121 @@ def test_serial_process_pool_and_dask_give_equal_numbers(tmp_path):
     assert {r["status"] for r in serial.runs} == {"ok"}, [r.get("error") for r in serial.runs]
     assert _real_numbers(pooled) == _real_numbers(serial)
     assert _real_numbers(dasked) == _real_numbers(serial)
+
+
+# --------------------------------------------------------------------------------------------- the plan
+def test_plan_table_rows_equal_plan_memory_and_a_misfit_is_refused_before_anything(tmp_path, capsys):
+    from lowres_adapt.cli import main
+    from lowres_adapt.errors import StudyConfigError
+
+    study = Study(models=["tiny:gpt2", "tiny:llama"], recipes=["full", "lora"], seeds=[0, 1], corpus=DOCS,
+                  output_dir=tmp_path / "s", batch_size=4, block_size=64, progress=False)
+    rows = study.plan_memory("1GiB")
+    assert [r["run_id"] for r in rows] == study.plan() and all(r["fits"] for r in rows)
+    config = la.build_tiny_model("llama", vocab_size=1000, hidden_size=64, num_layers=2, num_heads=4,
+                                 max_positions=256).config
+    direct = la.plan_memory(config, la.LoRA(r=8), batch_size=4, block_size=64, device_memory="1GiB")
+    row = {r["run_id"]: r for r in rows}["tiny-llama__lora-r8__s1"]
+    assert row["planned_peak_bytes"] == direct.total and row["largest_batch_size"] == direct.largest_batch_size
+    full, lora = (r["planned_peak_bytes"] for r in rows[:3:2])
+    assert full > lora  # full fine-tuning holds AdamW states for every weight
+    tight = (full + lora) // 2 / 0.9  # usable memory between the two: full does not fit, LoRA does
+    assert [r["fits"] for r in study.plan_memory(int(tight))][:4:2] == [False, True]
+    with pytest.raises(StudyConfigError, match="tiny-gpt2__full__s0"):
+        study.run(device_memory=int(tight))
+    assert not (tmp_path / "s").exists()  # refused before any data was read or folder made
+
+    cfg = tmp_path / "study.json"
+    cfg.write_text(json.dumps({"models": ["tiny:gpt2"], "recipes": ["full", "lora"], "seeds": [0],
+                               "corpus": DOCS, "output_dir": str(tmp_path / "cli"), "batch_size": 4,
+                               "block_size": 64}))
+    assert main(["study", str(cfg), "--plan", "--gpu-memory", "1GiB"]) == 0
+    assert "| tiny-gpt2__lora-r8__s0 | tiny:gpt2 | lora-r8 | 0 | 4 |" in capsys.readouterr().out
+    assert main(["study", str(cfg), "--gpu-memory", str(int(tight))]) == 4  # nothing submitted
+    assert not (tmp_path / "cli").exists()
+
+
+# --------------------------------------------------------------------------------------------- blocks cache
+@pytest.fixture(scope="module")
+def tok_and_docs():
+    docs = la.sample_corpus("ba")
+    return la.train_tokenizer(docs, vocab_size=300), docs
+
+
+def test_the_cache_is_read_back_and_holds_pack_texts_blocks(tmp_path, tok_and_docs):
+    tok, docs = tok_and_docs
+    plain, plain_stats = la.data.pack_texts(tok, docs, 32, "train_texts")
+    built, s1 = la.data.pack_corpus(tok, docs, 32, cache_dir=tmp_path)
+    read, s2 = la.data.pack_corpus(tok, docs, 32, cache_dir=tmp_path)
+    assert (s1["tokenized_from_cache"], s2["tokenized_from_cache"]) == (False, True)
+    assert built["input_ids"] == read["input_ids"] == plain["input_ids"]
+    assert s2["n_tokens"] == plain_stats["n_tokens"] and s2["packing_efficiency"] == plain_stats["packing_efficiency"]
+    other = la.data.pack_corpus(tok, docs, 16, cache_dir=tmp_path)[1]  # another block size: another entry
+    changed = la.data.pack_corpus(tok, docs[1:], 32, cache_dir=tmp_path)[1]  # other documents: another entry
+    assert not other["tokenized_from_cache"] and not changed["tokenized_from_cache"]
+    assert len({s1["cache_key"], other["cache_key"], changed["cache_key"]}) == 3
+
+
+KILL_WRITER = textwrap.dedent("""
+    import os, sys
+    import lowres_adapt as la
+    from datasets import Dataset
+    real = Dataset.save_to_disk
+    def dying(self, path, *a, **k):  # the writer dies with the Arrow files half written
+        real(self, path, *a, **k)
+        os._exit(9)
+    Dataset.save_to_disk = dying
+    docs = la.sample_corpus("ba")
+    la.data.pack_corpus(la.train_tokenizer(docs, vocab_size=300), docs, 32, cache_dir=sys.argv[1])
+""")
+
+
+def test_an_entry_a_killed_writer_left_is_rebuilt_never_read(tmp_path, tok_and_docs):
+    tok, docs = tok_and_docs
+    cache = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-c", KILL_WRITER, str(cache)], env={**os.environ, "PYTHONPATH": SRC},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    partial = [p for p in cache.iterdir() if ".partial-" in p.name]
+    assert partial and (partial[0] / "blocks").is_dir() and not (partial[0] / "complete.json").exists()
+    # a torn entry in place (a marker of another key) is not read either
+    _, good = la.data.pack_corpus(tok, docs, 32, cache_dir=tmp_path / "other")
+    torn = cache / good["cache_key"]
+    torn.mkdir()
+    (torn / "complete.json").write_text(json.dumps({"key": "something-else"}))
+    ds, stats = la.data.pack_corpus(tok, docs, 32, cache_dir=cache)
+    assert not stats["tokenized_from_cache"] and ds["input_ids"] == la.data.pack_texts(tok, docs, 32, "x")[0]["input_ids"]
+    assert not [p for p in cache.iterdir() if ".partial-" in p.name]  # the dead writer's files are gone
+    assert la.data.pack_corpus(tok, docs, 32, cache_dir=cache)[1]["tokenized_from_cache"]
+
+
+def test_a_streamed_source_gives_the_list_paths_blocks(tmp_path, tok_and_docs):
+    tok, docs = tok_and_docs
+    many = [f"{d} {i}" for i in range(3) for d in docs]  # more than one packing batch would need 10k docs:
+    path = tmp_path / "corpus.jsonl"                      # the batch size is checked by the pack_documents calls
+    path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in many), encoding="utf-8")
+    listed, ls = la.data.pack_texts(tok, many, 32, "train_texts")
+    streamed, ss = la.data.pack_corpus(tok, str(path), 32)
+    assert streamed["input_ids"] == listed["input_ids"] and ss["n_tokens"] == ls["n_tokens"]
+    two, _ = la.data.pack_corpus(tok, path, 32, num_proc=2, cache_dir=tmp_path / "c")
+    assert two["input_ids"] == listed["input_ids"]
+
+
+def test_recipe_train_takes_a_corpus_path_and_a_study_tokenizes_once(tmp_path, tok_and_docs):
+    tok, docs = tok_and_docs
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(docs), encoding="utf-8")
+    model = la.save_tiny_checkpoint(tmp_path / "m", "gpt2", docs, vocab_size=300, hidden_size=32, num_heads=2,
+                                    max_positions=64)
+    common = {"max_steps": 2, "block_size": 32, "batch_size": 2, "seed": 0}
+    from_path = la.FullFineTuning().train(model, str(path), output_dir=tmp_path / "a", **common)
+    from_list = la.FullFineTuning().train(model, docs, output_dir=tmp_path / "b", **common)
+    assert from_path.metrics["train_loss"] == from_list.metrics["train_loss"]
+    assert from_path.metrics["train_blocks"] == from_list.metrics["train_blocks"]
+
+    results = Study(**_tiny(tmp_path / "study")).run()
+    cached = {r["run_id"]: r["train"]["tokenized_from_cache"] for r in results.runs}
+    assert cached == {"tiny-gpt2__full__s0": False, "tiny-gpt2__lora-r4__s0": True}  # one tokenizer: once
+    assert all(r["train"]["data_seconds"] > 0 for r in results.runs)
+    assert json.loads((tmp_path / "study" / "runs" / "tiny-gpt2__lora-r4__s0" / "metrics.json").read_text()
+                      )["train"]["tokenized_from_cache"] is True

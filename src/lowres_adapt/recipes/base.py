@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
-from ..data import packing
+from ..data import pack_corpus, packing
 from ..modeling import loading
 from . import _step_memory, _trainer
 
@@ -225,6 +225,7 @@ class AdaptationRecipe:
         merge_adapter: bool = False,
         report_to: str | list[str] = "none",
         callbacks: Sequence[Any] = (),
+        data_cache: str | Path | None = None,
         **training_args: Any,
     ) -> TrainingRun:
         """Returns a ``TrainingRun`` (model, tokenizer, metrics, output_dir, recipe) after training with
@@ -232,7 +233,11 @@ class AdaptationRecipe:
 
         Data (give texts or datasets):
 
-        - ``train_texts`` / ``eval_texts``: documents. They are tokenized (``datasets.map``, batched),
+        - ``train_texts`` / ``eval_texts``: documents, or a corpus source (a ``.txt``/``.jsonl`` file, a
+          folder, an ``hf:`` spec) read as a stream into memory-mapped Arrow files, never held as a list
+          (corpora larger than memory). ``data_cache``: a folder keeping the packed blocks per tokenizer,
+          block size and corpus, read back by later runs (``metrics["tokenized_from_cache"]``,
+          ``metrics["data_seconds"]``). Documents are tokenized (``datasets.map``, batched),
           joined with EOS and packed into ``block_size`` blocks (no padding; the leftover under one block
           per 10,000 documents is dropped and ``metrics["packing_efficiency"]`` says how much was kept).
           Packed blocks let attention cross document boundaries, as in GPT-2 style pretraining.
@@ -304,15 +309,19 @@ class AdaptationRecipe:
         output_dir = _trainer.make_output_dir(output_dir)
         tok = source.tokenizer
         context = loading.context_length(source.config)
+        data_stats: dict[str, Any] = {"tokenized_from_cache": None, "data_seconds": 0.0}
         if train_dataset is not None:
             train_ds, train_stats = packing.as_dataset(train_dataset, "train_dataset", context), None
-        else:
-            train_ds, train_stats = packing.pack_texts(tok, train_texts, block_size, "train_texts")
+        else:  # a list, or a corpus source streamed into Arrow files; from data_cache when it holds the blocks
+            train_ds, train_stats = pack_corpus(tok, train_texts, block_size, "train_texts", cache_dir=data_cache)
+            data_stats = {"tokenized_from_cache": train_stats["tokenized_from_cache"],
+                          "data_seconds": train_stats["data_seconds"]}
         eval_ds = eval_stats = None
         if eval_dataset is not None:
             eval_ds = packing.as_dataset(eval_dataset, "eval_dataset", context)
         elif eval_texts is not None:
-            eval_ds, eval_stats = packing.pack_texts(tok, eval_texts, block_size, "eval_texts")
+            eval_ds, eval_stats = pack_corpus(tok, eval_texts, block_size, "eval_texts", cache_dir=data_cache)
+            data_stats["data_seconds"] += eval_stats["data_seconds"]
         _trainer.check_resume(resume_from_checkpoint, output_dir)
 
         _trainer.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
@@ -375,6 +384,7 @@ class AdaptationRecipe:
             "train_blocks": len(train_ds),
             "eval_blocks": None if eval_ds is None else len(eval_ds),
             "eval_packing_efficiency": None if eval_stats is None else eval_stats["packing_efficiency"],
+            **data_stats,
             "seed": seed,
             "max_steps": max_steps,
             "global_step": int(trainer.state.global_step),

@@ -16,99 +16,21 @@ another host that died), is stale and taken over.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._utils import atomic_write_json, atomic_write_text
+from .._utils import FileLock as CellLock
+from .._utils import atomic_write_json, atomic_write_text, lock_is_stale
 from ._folder import now
 from ._rows import read_record
 
 log = logging.getLogger("lowres_adapt.study")
 
-HEARTBEAT_SECONDS = 30.0  # a lock holder touches its lock this often
-STALE_AFTER_SECONDS = 600.0  # a lock untouched this long has a dead owner (any host)
 POLL_SECONDS = 0.2  # how often the parent polls its futures
-
-
-# --------------------------------------------------------------------------------------------- locks
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
-def _lock_owner(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except ValueError:  # being written this very moment (or torn by a kill): its age decides
-        return {}
-
-
-def lock_is_stale(path: Path, owner: dict | None = None) -> bool:
-    """True when the lock's owner is a dead process on this host, or its heartbeat stopped."""
-    owner = _lock_owner(path) if owner is None else owner
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    if owner and owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
-        return not _pid_alive(owner["pid"])
-    return age > STALE_AFTER_SECONDS
-
-
-class CellLock:
-    """The lock of one cell: ``acquire()`` is True when this process holds it (a stale lock is taken
-    over); while held, a daemon thread refreshes its heartbeat (the file's mtime)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not lock_is_stale(self.path):
-                    return False
-                log.warning("taking over the stale lock %s (owner %s)", self.path, _lock_owner(self.path))
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": now()}, fh)
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-            return True
-        return False
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            with contextlib.suppress(OSError):
-                os.utime(self.path)
-
-    def release(self) -> None:
-        self._stop.set()
-        owner = _lock_owner(self.path)
-        if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
 
 
 # --------------------------------------------------------------------------------------------- one cell
