@@ -346,3 +346,29 @@ def test_recipe_train_takes_a_corpus_path_and_a_study_tokenizes_once(tmp_path, t
     assert all(r["train"]["data_seconds"] > 0 for r in results.runs)
     assert json.loads((tmp_path / "study" / "runs" / "tiny-gpt2__lora-r4__s0" / "metrics.json").read_text()
                       )["train"]["tokenized_from_cache"] is True
+
+
+def test_a_streamed_split_assigns_as_split_documents_and_trains_on_the_same_blocks(tmp_path, tok_and_docs):
+    tok, docs = tok_and_docs
+    corpus = docs + docs[:3] + [f"{d} bis" for d in docs]  # duplicates land in one split, as in the list path
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in corpus), encoding="utf-8")
+    for seed, valid, test in ((0, 0.1, 0.1), (3, 0.2, 0.05), (1, 0.0, 0.3)):
+        listed = la.split_documents(corpus, valid=valid, test=test, seed=seed)
+        streamed = la.data.split_source(path, valid=valid, test=test, seed=seed)
+        assert {k: list(v) for k, v in streamed.items()} == listed
+        assert {k: len(v) for k, v in streamed.items()} == {k: len(v) for k, v in listed.items()}
+    streamed = la.data.split_source(path, valid=0.1, test=0.1)
+    listed = la.split_documents(corpus, valid=0.1, test=0.1)
+    blocks, _ = la.data.pack_corpus(tok, streamed["train"], 32, cache_dir=tmp_path / "cache")
+    assert blocks["input_ids"] == la.data.pack_texts(tok, listed["train"], 32, "t")[0]["input_ids"]
+
+
+def test_a_study_on_a_streamed_corpus_gives_the_list_studys_numbers(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("\n\n".join(la.sample_corpus("ba")), encoding="utf-8")
+    listed = Study(**{**_tiny(tmp_path / "list"), "corpus": str(path), "recipes": ["lora-r4"]}).run()
+    streamed = Study(**{**_tiny(tmp_path / "stream"), "corpus": {"source": str(path), "stream": True},
+                        "recipes": ["lora-r4"]}).run()
+    assert _real_numbers(streamed) == _real_numbers(listed)
+    assert streamed.study["split_fingerprint"] == listed.study["split_fingerprint"]

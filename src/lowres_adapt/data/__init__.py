@@ -19,6 +19,7 @@ Example::
 from . import packing
 from .blocks import pack_corpus, tokenizer_fingerprint
 from .corpus import (
+    CorpusSplit,
     has_splits,
     iter_corpus,
     iter_jsonl_records,
@@ -26,6 +27,7 @@ from .corpus import (
     load_splits,
     split_documents,
     split_fingerprint,
+    split_source,
 )
 from .packing import as_dataset, pack_documents, pack_texts
 from .samples import (
@@ -38,8 +40,8 @@ from .samples import (
 )
 
 __all__ = [
-    "SAMPLE_PREFIX", "as_dataset", "has_splits", "iter_corpus", "iter_jsonl_records", "load_corpus",
+    "SAMPLE_PREFIX", "CorpusSplit", "as_dataset", "has_splits", "iter_corpus", "iter_jsonl_records", "load_corpus",
     "load_splits", "pack_corpus", "pack_documents", "pack_texts", "packing", "resolve_sample", "sample_corpus",
     "sample_corpus_path", "sample_model_path", "sample_prompts", "split_documents", "split_fingerprint",
-    "tokenizer_fingerprint",
+    "split_source", "tokenizer_fingerprint",
 ]

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .._utils import FileLock, atomic_write_json, lock_is_stale
-from .corpus import iter_corpus
+from .corpus import CorpusSplit, iter_corpus
 from .packing import _PACK_BATCH_DOCS, pack_documents, pack_texts
 
 _FORMAT = 1  # version of a cache entry's layout
@@ -69,14 +69,18 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def is_source(texts: Any) -> bool:
-    """True when ``texts`` names a corpus source (a path or an ``hf:`` spec) rather than holding documents."""
-    return isinstance(texts, os.PathLike) or (isinstance(texts, str) and (texts.startswith("hf:")
+    """True when ``texts`` names a corpus source (a path, an ``hf:`` spec, a streamed split) rather than
+    holding documents."""
+    return isinstance(texts, (os.PathLike, CorpusSplit)) or (isinstance(texts, str) and (texts.startswith("hf:")
                                                                           or Path(texts).expanduser().exists()))
 
 
 def source_fingerprint(source: str | os.PathLike) -> str:
     """Returns a fingerprint of a corpus source from its files' paths, sizes and modification times (a
     Hub dataset: its spec), so a changed file is a new corpus without reading it."""
+    if isinstance(source, CorpusSplit):  # the source, and which of its documents the split takes
+        return hashlib.sha256(f"{source_fingerprint(source.source)}{source.split}{source.seed}{source.text_field}"
+                              .encode() + source.test_cut + source.valid_cut).hexdigest()[:16]
     h = hashlib.sha256(os.fspath(source).encode())
     if not (isinstance(source, str) and source.startswith("hf:")):
         path = Path(source).expanduser().resolve()
@@ -193,10 +197,11 @@ def _pack_stream(tokenizer, source, block_size: int, what: str, folder: Path | N
         folder.mkdir(parents=True, exist_ok=True)
         owned = False
     eos = tokenizer.eos_token_id
-    docs = Dataset.from_generator(_documents, gen_kwargs={"source": os.fspath(source), "text_field": text_field},
+    src = source if isinstance(source, CorpusSplit) else os.fspath(source)
+    docs = Dataset.from_generator(_documents, gen_kwargs={"source": src, "text_field": text_field},
                                   cache_dir=str(folder / "hf"))
     if len(docs) == 0:
-        raise ValueError(f"{what} ({os.fspath(source)!r}) has no non-empty document")
+        raise ValueError(f"{what} ({src!r}) has no non-empty document")
 
     def tokenize(batch):
         ids = tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]
@@ -221,8 +226,8 @@ def _pack_stream(tokenizer, source, block_size: int, what: str, folder: Path | N
                     "packing_efficiency": kept / n_tokens}
 
 
-def _documents(source: str, text_field: str) -> Iterator[dict]:
-    for doc in iter_corpus(source, text_field):
+def _documents(source: str | CorpusSplit, text_field: str) -> Iterator[dict]:
+    for doc in (source if isinstance(source, CorpusSplit) else iter_corpus(source, text_field)):
         yield {"text": doc}
 
 

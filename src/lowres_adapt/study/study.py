@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -449,7 +450,7 @@ class Study(StudySteps):
             if not (target / "config.json").is_file():
                 from ..modeling import save_tiny_checkpoint, train_tokenizer
 
-                tok = train_tokenizer(data.splits["train"][:5000], vocab_size=1000)
+                tok = train_tokenizer(list(itertools.islice(data.splits["train"], 5000)), vocab_size=1000)
                 tmp = target.with_name(target.name + ".partial")
                 shutil.rmtree(tmp, ignore_errors=True)
                 save_tiny_checkpoint(tmp, m.group(1), tokenizer=tok, hidden_size=64, num_layers=2, num_heads=4,
