@@ -218,11 +218,14 @@ def _real_numbers(results) -> dict:
 
 def test_serial_process_pool_and_dask_give_equal_numbers(tmp_path):
     pytest.importorskip("distributed")
+    from lowres_adapt.cli import main
     from lowres_adapt.study import make_executor
 
     serial = Study(**_tiny(tmp_path / "serial")).run()
-    with make_executor("processes", workers=2) as pool:
-        pooled = Study(**_tiny(tmp_path / "pool")).run(executor=pool)
+    config = tmp_path / "pool.json"  # the pool through the command line
+    config.write_text(json.dumps({k: v for k, v in _tiny(tmp_path / "pool").items() if k != "progress"}))
+    assert main(["study", str(config), "--executor", "processes", "--workers", "2", "-q"]) == 0
+    pooled = la.StudyResults.load(tmp_path / "pool")
     with make_executor("dask", workers=2) as client:
         dasked = Study(**_tiny(tmp_path / "dask")).run(executor=client)
     assert {r["status"] for r in serial.runs} == {"ok"}, [r.get("error") for r in serial.runs]
