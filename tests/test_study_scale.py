@@ -375,3 +375,24 @@ def test_a_study_on_a_streamed_corpus_gives_the_list_studys_numbers(tmp_path):
                         "recipes": ["lora-r4"]}).run()
     assert _real_numbers(streamed) == _real_numbers(listed)
     assert streamed.study["split_fingerprint"] == listed.study["split_fingerprint"]
+
+
+def test_streamed_packing_keeps_pack_texts_group_boundaries(tmp_path, tok_and_docs, monkeypatch):
+    """pack_texts drops the remainder under one block per group of documents; the streamed packer, which
+    reads a few documents at a time, must drop exactly the same tokens (small groups and chunks here)."""
+    from lowres_adapt.data import blocks, packing
+
+    tok, docs = tok_and_docs
+    many = [f"{d} {i}" for i in range(2) for d in docs]
+    monkeypatch.setattr(packing, "_PACK_BATCH_DOCS", 10)
+    monkeypatch.setattr(blocks, "_PACK_BATCH_DOCS", 10)
+    from datasets import Dataset
+
+    listed, _ = la.data.pack_texts(tok, many, 32, "t")
+    ids = tok(many, add_special_tokens=False)["input_ids"]
+    one_group, _ = la.pack_documents(ids, 32, tok.eos_token_id)
+    assert len(one_group) > len(listed)  # the groups' remainders were dropped: the boundaries matter
+    tokenized = Dataset.from_dict({"input_ids": ids})
+    for chunk in (3, 10, 1000):
+        rows = [r["input_ids"] for r in blocks._packed_blocks(tokenized, 32, tok.eos_token_id, chunk=chunk)]
+        assert rows == listed["input_ids"], chunk

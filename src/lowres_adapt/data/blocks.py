@@ -2,9 +2,9 @@
 corpus source (a file, a folder, ``hf:``) and keeps the result as Arrow files in a cache folder.
 
 A corpus source is read as a stream into a memory-mapped Arrow dataset (``Dataset.from_generator``),
-tokenized with ``datasets.map`` (batched, ``num_proc`` workers) and packed batch by batch with
-``pack_documents``, exactly as ``pack_texts`` packs a list, so the blocks are the same and memory stays
-flat in the corpus size.
+tokenized with ``datasets.map`` (batched, ``num_proc`` workers) and packed a thousand documents at a time
+into blocks exactly as ``pack_texts`` packs a list (the same blocks), so memory stays flat in the corpus
+size.
 
 A cache entry ``<cache_dir>/<key>/`` is keyed by the tokenizer's fingerprint, the block size, the packing
 and the documents' fingerprint. It is built in a temporary folder and renamed into place with a
@@ -39,7 +39,7 @@ from typing import Any
 
 from .._utils import FileLock, atomic_write_json, lock_is_stale
 from .corpus import CorpusSplit, iter_corpus
-from .packing import _PACK_BATCH_DOCS, pack_documents, pack_texts
+from .packing import _PACK_BATCH_DOCS, pack_texts
 
 _FORMAT = 1  # version of a cache entry's layout
 DEFAULT_PACKING = "concat"  # recipe.train's packing: documents joined with EOS, cut into blocks
@@ -207,15 +207,11 @@ def _pack_stream(tokenizer, source, block_size: int, what: str, folder: Path | N
         ids = tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]
         return {"input_ids": ids, "n_tokens": [len(x) + 1 for x in ids]}  # +1: the EOS that joins them
 
-    def pack(batch):
-        blocks, _ = pack_documents(batch["input_ids"], block_size, eos)
-        return {"input_ids": blocks}
-
     tokenized = docs.map(tokenize, batched=True, remove_columns=["text"], num_proc=num_proc,
                          cache_file_name=str(folder / "tokens.arrow"), desc=f"tokenize {what}")
     n_tokens = int(pc.sum(tokenized.data.column("n_tokens")).as_py())
-    packed = tokenized.map(pack, batched=True, batch_size=_PACK_BATCH_DOCS, remove_columns=tokenized.column_names,
-                           cache_file_name=str(folder / "blocks.arrow"), desc=f"pack {what}")
+    packed = Dataset.from_generator(_packed_blocks, gen_kwargs={"tokens": tokenized, "block_size": block_size,
+                                                                "eos": eos}, cache_dir=str(folder / "hf"))
     if len(packed) == 0:
         raise ValueError(f"{what} has {n_tokens} tokens, fewer than one block of block_size={block_size}; "
                          "lower block_size or give more text")
@@ -224,6 +220,28 @@ def _pack_stream(tokenizer, source, block_size: int, what: str, folder: Path | N
     kept = len(packed) * block_size
     return packed, {"n_tokens": n_tokens, "n_blocks": len(packed), "dropped_tokens": n_tokens - kept,
                     "packing_efficiency": kept / n_tokens}
+
+
+def _packed_blocks(tokens, block_size: int, eos: int | None, chunk: int = 1000) -> Iterator[dict]:
+    """Yields the blocks ``pack_texts`` makes (documents joined with EOS, the remainder under one block
+    dropped per ``_PACK_BATCH_DOCS`` documents), reading ``chunk`` documents at a time as numpy arrays:
+    memory holds one chunk and one partial block, whatever the corpus size."""
+    import numpy as np
+
+    column = tokens.data.column("input_ids")
+    n = len(tokens)
+    for group in range(0, n, _PACK_BATCH_DOCS):
+        carry = np.empty(0, dtype=np.int64)  # each group starts afresh, as each map batch of pack_texts does
+        for start in range(group, min(group + _PACK_BATCH_DOCS, n), chunk):
+            docs = column.slice(start, min(chunk, group + _PACK_BATCH_DOCS - start)).combine_chunks()
+            ids = docs.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+            if eos is not None:  # EOS after every document
+                ids = np.insert(ids, docs.offsets.to_numpy()[1:] - docs.offsets.to_numpy()[0], eos)
+            carry = np.concatenate([carry, ids])
+            full = len(carry) // block_size
+            for row in carry[:full * block_size].reshape(full, block_size).tolist():
+                yield {"input_ids": row}
+            carry = carry[full * block_size:]
 
 
 def _documents(source: str | CorpusSplit, text_field: str) -> Iterator[dict]:
