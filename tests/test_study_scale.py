@@ -396,3 +396,23 @@ def test_streamed_packing_keeps_pack_texts_group_boundaries(tmp_path, tok_and_do
     for chunk in (3, 10, 1000):
         rows = [r["input_ids"] for r in blocks._packed_blocks(tokenized, 32, tok.eos_token_id, chunk=chunk)]
         assert rows == listed["input_ids"], chunk
+
+
+def test_submitit_runs_the_cells_as_jobs_with_the_gpu_request(tmp_path):
+    """Without SLURM, submitit's AutoExecutor runs each job as a local subprocess: the same code path
+    (pickled cells, jobs, futures polled with done()) with the resource request carried."""
+    pytest.importorskip("submitit")
+    import cloudpickle
+
+    from lowres_adapt.study import make_executor
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the job's interpreter cannot import this file
+    try:
+        with make_executor("slurm", gpus_per_cell=1, partition="gpu", time_limit="1:30",
+                           folder=tmp_path / "jobs") as ex:
+            assert ex._executor.parameters["gpus_per_node"] == 1 and ex._executor.parameters["timeout_min"] == 90
+            results = fast(tmp_path, models=["m-a"], seeds=[0]).run(executor=ex)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert numbers(results) == numbers(fast(tmp_path, "serial", models=["m-a"], seeds=[0]).run())
+    assert len(list((tmp_path / "jobs").glob("*_result.pkl"))) == 2  # one job per cell

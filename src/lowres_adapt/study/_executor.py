@@ -65,8 +65,9 @@ def record_lost_cell(run_dir: Path, lock_path: Path, head: dict, error: BaseExce
     message = f"{type(error).__name__}: {error}" if str(error) else f"{type(error).__name__} (the worker died)"
     record = {**head, "status": "failed", "error": f"worker lost: {message}", "traceback": None,
               "timings": {}, "finished_at": now()}
-    if read_record(run_dir, head.get("run_fingerprint")) is not None and (run_dir / "metrics.json").exists():
-        return read_record(run_dir, head.get("run_fingerprint"))  # finished after all (the future lied)
+    finished = read_record(run_dir, head.get("run_fingerprint"))
+    if finished is not None and finished.get("status") == "ok":  # it finished after all (the future lied)
+        return finished
     if lock_path.exists() and not lock_is_stale(lock_path):
         return record  # someone alive works on it: report, do not touch
     run_dir.mkdir(parents=True, exist_ok=True)
