@@ -24,7 +24,7 @@ class StudySteps:
         return spec.recipe.train(
             model_path, data.splits["train"], eval_texts=data.valid or None, output_dir=str(output_dir),
             seed=spec.seed, max_steps=self.max_steps, block_size=self.block_size, batch_size=self.batch_size,
-            data_cache=self.output_dir / "cache" / "blocks", **kwargs,
+            **{"data_cache": self.output_dir / "cache" / "blocks", **kwargs},
         )
 
     def _load_model(self, model_path: str):
