@@ -4,7 +4,8 @@ tokenization a cached grid saves per cell.
 
 Corpora of the requested sizes are synthesized in /tmp (never in the repository) by repeating the Bashkir
 train documents, each copy with a counter so every document is distinct. Each preparation runs in a fresh
-subprocess; peak RSS is the largest sum over its process tree (sampled every 50 ms).
+subprocess; peak RSS is the largest sum over its process tree (sampled every 50 ms), and peak anonymous
+memory the same sum less file-backed pages (the memory-mapped Arrow files, which the kernel can drop).
 
 Commands (from the repository root; the machine is shared, so nice it)::
 
@@ -70,18 +71,20 @@ def measure(args: list[str]) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", PREP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     ps = psutil.Process(proc.pid)
-    peak = 0
+    peak = peak_anon = 0
     while proc.poll() is None:
         try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            peak = max(peak, rss)
+            infos = [ps.memory_info()] + [c.memory_info() for c in ps.children(recursive=True)]
+            peak = max(peak, sum(i.rss for i in infos))
+            # resident minus file-backed pages (memory-mapped Arrow files the kernel can drop): the heap
+            peak_anon = max(peak_anon, sum(i.rss - i.shared for i in infos))
         except psutil.Error:
             pass
         time.sleep(0.05)
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{args}: {err[-2000:]}")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_bytes": peak}
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_bytes": peak, "peak_anon_bytes": peak_anon}
 
 
 def data_preparation(train: Path, sizes: list[int], list_sizes: list[int], folder: Path, num_proc: int) -> list[dict]:
@@ -92,11 +95,12 @@ def data_preparation(train: Path, sizes: list[int], list_sizes: list[int], folde
         row = {"corpus_mb": round(real_mb, 1)}
         if mb in list_sizes:
             row["list"] = measure([str(path), "list"])
-            print(f"{mb} MB list: {row['list']['seconds']:.1f} s, {row['list']['peak_rss_bytes'] / 2**30:.2f} GiB",
-                  flush=True)
+            print(f"{mb} MB list: {row['list']['seconds']:.1f} s, {row['list']['peak_rss_bytes'] / 2**30:.2f} GiB "
+                  f"(anonymous {row['list']['peak_anon_bytes'] / 2**30:.2f})", flush=True)
         row["streamed"] = measure([str(path), "stream:1", "-"])  # no cache: the same work as the list path
         print(f"{mb} MB streamed: {row['streamed']['seconds']:.1f} s, "
-              f"{row['streamed']['peak_rss_bytes'] / 2**30:.2f} GiB", flush=True)
+              f"{row['streamed']['peak_rss_bytes'] / 2**30:.2f} GiB "
+              f"(anonymous {row['streamed']['peak_anon_bytes'] / 2**30:.2f})", flush=True)
         if num_proc > 1:
             row[f"streamed_num_proc_{num_proc}"] = measure([str(path), f"stream:{num_proc}", "-"])
         if mb == sizes[0]:  # a grid's first cell builds the cache, the later cells read it back

@@ -108,8 +108,13 @@ def make_executor(kind: str = "local", *, workers: int | None = None, gpus_per_c
             client = distributed.Client(scheduler_address)
             cluster = None
         else:
+            # dask starts workers with OMP_NUM_THREADS=1 (and MKL's, OpenBLAS'); a worker whose math libraries
+            # start with another thread count than this process reduces sums in another order, so the
+            # numbers would differ from a serial run's in the last bits
+            threads = str(_torch_threads())
+            env = {k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
             cluster = distributed.LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                                               dashboard_address=None,
+                                               dashboard_address=None, env=env,
                                                resources={"GPU": 1} if gpus_per_cell else None)
             client = distributed.Client(cluster)
         try:
@@ -133,6 +138,15 @@ def make_executor(kind: str = "local", *, workers: int | None = None, gpus_per_c
             params["slurm_array_parallelism"] = workers
         ex.update_parameters(**params, **options)
         yield ex
+
+
+def _torch_threads() -> int:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        return os.cpu_count() or 1
 
 
 def _gpu_count() -> int:
