@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[dev,lid]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,lid,cluster]"
 	touch $(STAMP)
 
 demo: setup

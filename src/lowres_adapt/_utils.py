@@ -1,12 +1,17 @@
-"""Small private helpers shared by several modules (versions, seeding, atomic file writes)."""
+"""Small private helpers shared by several modules (versions, seeding, atomic file writes, lock files)."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
+import logging
 import os
 import platform
+import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -131,3 +136,84 @@ def read_text_file(path: str | os.PathLike, what: str, fix: str = "") -> str:
     except UnicodeDecodeError as e:
         raise ValueError(f"{what} {str(path)!r} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}: "
                          f"a binary or differently encoded file){hint}") from None
+
+
+# --------------------------------------------------------------------------------------------- lock files
+HEARTBEAT_SECONDS = 30.0  # a lock holder touches its lock this often
+STALE_AFTER_SECONDS = 600.0  # a lock untouched this long has a dead owner (any host)
+_log = logging.getLogger("lowres_adapt")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _lock_owner(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:  # being written this very moment (or torn by a kill): its age decides
+        return {}
+
+
+def lock_is_stale(path: Path, owner: dict | None = None) -> bool:
+    """True when the lock's owner is a dead process on this host, or its heartbeat stopped."""
+    owner = _lock_owner(path) if owner is None else owner
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if owner and owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
+        return not _pid_alive(owner["pid"])
+    return age > STALE_AFTER_SECONDS
+
+
+class FileLock:
+    """A lock file shared across processes and hosts (a study cell, a cache entry being built).
+
+    ``acquire()`` is True when this process holds it, created with ``O_EXCL`` and holding the host and
+    pid (a stale lock is taken over); while held, a daemon thread refreshes its heartbeat (the mtime).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not lock_is_stale(self.path):
+                    return False
+                _log.warning("taking over the stale lock %s (owner %s)", self.path, _lock_owner(self.path))
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, fh)
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+            return True
+        return False
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        self._stop.set()
+        owner = _lock_owner(self.path)
+        if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()

@@ -170,6 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=_positive_int, help="overrides max_steps of the config")
     p.add_argument("--seeds", type=_int_list, help="overrides seeds, e.g. 0,1,2")
     p.add_argument("--dry-run", action="store_true", help="check the config and list the runs, run nothing")
+    g = p.add_argument_group("running the grid on several processes, GPUs or machines (docs/study.md#cluster)")
+    g.add_argument("--executor", choices=("local", "processes", "dask", "slurm"), default="local",
+                   help="local: one cell after another here (default); processes: a local process pool; dask: a "
+                        "dask cluster (--scheduler-address, else a LocalCluster); slurm: one SLURM job per cell "
+                        "(submitit). dask and slurm need: pip install 'lowres-adapt[cluster]'")
+    g.add_argument("--workers", type=_positive_int, help="cells at once (processes, dask LocalCluster, slurm array)")
+    g.add_argument("--scheduler-address", help="dask scheduler, e.g. tcp://10.0.0.5:8786")
+    g.add_argument("--partition", help="SLURM partition")
+    g.add_argument("--gpus-per-cell", type=int, default=0,
+                   help="GPUs each cell gets: CUDA_VISIBLE_DEVICES per local worker, the job's GPU request on "
+                        "SLURM, a {'GPU': n} resource on dask (default: 0)")
+    g.add_argument("--time-limit", help="SLURM time limit per cell: minutes, h:mm or h:mm:ss")
+    g.add_argument("--plan", action="store_true",
+                   help="print each cell's planned peak memory and whether it fits --gpu-memory, run nothing")
+    g.add_argument("--gpu-memory", help="memory of one GPU, e.g. 24GiB or 80GB: checked before anything runs")
     p.set_defaults(func=cmd_study)
 
     # plan
@@ -451,7 +466,27 @@ def cmd_study(args) -> int:
         for run_id in study.plan():
             print(f"  {run_id}")
         return EXIT_OK
-    results = study.run()
+    if args.plan or args.gpu_memory:
+        if not args.gpu_memory:
+            raise ValueError("--plan needs --gpu-memory, e.g. --gpu-memory 24GiB")
+        from .study import plan_table
+
+        rows = study.plan_memory(device_memory=args.gpu_memory)
+        print(plan_table(rows))
+        misfits = [r for r in rows if not r["fits"]]
+        if misfits:
+            _info(f"lowres-adapt: {len(misfits)} of {len(rows)} cells do not fit {args.gpu_memory}: "
+                  f"{', '.join(r['run_id'] for r in misfits)}; lower batch_size/block_size or pick a smaller "
+                  "recipe (nothing was submitted)")
+            return EXIT_DOES_NOT_FIT
+        if args.plan:
+            return EXIT_OK
+    from .study import make_executor
+
+    with make_executor(args.executor, workers=args.workers, gpus_per_cell=args.gpus_per_cell,
+                       scheduler_address=args.scheduler_address, partition=args.partition,
+                       time_limit=args.time_limit, folder=study.output_dir / "slurm") as executor:
+        results = study.run(executor=None if args.executor == "local" else executor)
     print(results.to_markdown())
     print(f"report: {results.paths['markdown']}")
     if results.failed:

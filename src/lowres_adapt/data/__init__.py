@@ -2,7 +2,8 @@
 
 ``load_corpus`` reads plain text, JSON Lines, a folder of those or a Hugging Face dataset;
 ``split_documents`` cuts documents into train/valid/test deterministically and independently of any
-tokenizer; ``pack_documents`` and ``pack_texts`` join tokenized documents into fixed-size blocks. The
+tokenizer; ``pack_documents`` and ``pack_texts`` join tokenized documents into fixed-size blocks, and
+``pack_corpus`` packs a list or a streamed corpus source once per tokenizer into a cache of Arrow files. The
 ``sample:`` spec (``resolve_sample``) names what ships inside the package.
 
 This concept imports nothing above it (only ``languages``, ``errors`` and ``_utils``).
@@ -16,7 +17,9 @@ Example::
 """
 
 from . import packing
+from .blocks import pack_corpus, tokenizer_fingerprint
 from .corpus import (
+    CorpusSplit,
     has_splits,
     iter_corpus,
     iter_jsonl_records,
@@ -24,6 +27,7 @@ from .corpus import (
     load_splits,
     split_documents,
     split_fingerprint,
+    split_source,
 )
 from .packing import PACKINGS, as_dataset, document_start_id, ignored_labels, pack_documents, pack_texts
 from .samples import (
@@ -36,8 +40,8 @@ from .samples import (
 )
 
 __all__ = [
-    "PACKINGS", "SAMPLE_PREFIX", "as_dataset", "document_start_id", "has_splits", "ignored_labels",
-    "iter_corpus", "iter_jsonl_records", "load_corpus", "load_splits", "pack_documents", "pack_texts", "packing",
-    "resolve_sample", "sample_corpus", "sample_corpus_path", "sample_model_path", "sample_prompts",
-    "split_documents", "split_fingerprint",
+    "PACKINGS", "SAMPLE_PREFIX", "CorpusSplit", "as_dataset", "document_start_id", "has_splits", "ignored_labels",
+    "iter_corpus", "iter_jsonl_records", "load_corpus", "load_splits", "pack_corpus", "pack_documents", "pack_texts",
+    "packing", "resolve_sample", "sample_corpus", "sample_corpus_path", "sample_model_path", "sample_prompts",
+    "split_documents", "split_fingerprint", "split_source", "tokenizer_fingerprint",
 ]

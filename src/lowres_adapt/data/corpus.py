@@ -19,7 +19,9 @@ import hashlib
 import json
 import os
 import unicodedata
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._utils import did_you_mean
@@ -372,3 +374,78 @@ def split_fingerprint(splits: dict[str, Sequence[str]]) -> str:
         for doc in splits[name]:
             h.update(hashlib.sha256(doc.encode()).digest())
     return h.hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------------- streamed splits
+@dataclass(frozen=True)
+class CorpusSplit:
+    """One split of a corpus source, read as a stream: iterating it reads the source and yields the
+    split's documents, in corpus order; ``len()`` is its document count. What :func:`split_source`
+    returns; ``recipe.train`` and ``pack_corpus`` take it as they take a path.
+
+    Example::
+
+        >>> import lowres_adapt as la
+        >>> splits = la.data.split_source(la.sample_corpus_path("ba"), valid=0.1, test=0.1)
+        >>> list(splits["test"]) == la.split_documents(la.sample_corpus("ba"), valid=0.1, test=0.1)["test"]
+        True
+    """
+
+    source: str
+    split: str
+    text_field: str
+    seed: int
+    test_cut: bytes  # documents whose seeded hash key is <= test_cut are test; <= valid_cut valid
+    valid_cut: bytes
+    n_documents: int
+
+    def assign(self, doc: str) -> str:
+        key = _doc_key(doc, self.seed)
+        return "test" if key <= self.test_cut else "valid" if key <= self.valid_cut else "train"
+
+    def __iter__(self) -> Iterator[str]:
+        for doc in iter_corpus(self.source, self.text_field):
+            if self.assign(doc) == self.split:
+                yield doc
+
+    def __len__(self) -> int:
+        return self.n_documents
+
+
+def split_source(source: str | os.PathLike, valid: float = 0.05, test: float = 0.05, seed: int = 0,
+                 text_field: str = "text") -> dict[str, CorpusSplit]:
+    """Returns ``{"train", "valid", "test"}`` :class:`CorpusSplit` streams of a corpus source (a file, a
+    folder, an ``hf:`` spec), with the assignment :func:`split_documents` gives the same documents as a
+    list: each distinct document ranked by its seeded hash, the lowest ``test`` share to test, the next
+    ``valid`` share to valid. One pass over the source keeps only the hash keys (32 bytes a distinct
+    document), never the texts.
+
+    Example::
+
+        >>> import lowres_adapt as la
+        >>> s = la.data.split_source(la.sample_corpus_path("ba"), valid=0.1, test=0.1, seed=0)
+        >>> [len(s[k]) for k in ("train", "valid", "test")] == [len(v) for v in
+        ...     la.split_documents(la.sample_corpus("ba"), valid=0.1, test=0.1, seed=0).values()]
+        True
+    """
+    for name, frac in (("valid", valid), ("test", test)):
+        if not isinstance(frac, (int, float)) or not 0 <= frac < 1:
+            raise ValueError(f"split fraction {name}={frac!r} must be in [0, 1)")
+    if valid + test >= 1:
+        raise ValueError(f"valid + test = {valid + test} leaves no training documents; use fractions summing below 1")
+    counts = Counter(_doc_key(doc, seed) for doc in iter_corpus(source, text_field))
+    n = len(counts)
+    n_valid = max(1, round(valid * n)) if valid > 0 else 0
+    n_test = max(1, round(test * n)) if test > 0 else 0
+    if n - n_valid - n_test < 1:
+        raise ValueError(f"{n} distinct documents are too few for valid={valid}, test={test}; add documents or "
+                         "lower the fractions")
+    ranked = sorted(counts)
+    low = b""  # below every key: an empty split
+    test_cut = ranked[n_test - 1] if n_test else low
+    valid_cut = ranked[n_test + n_valid - 1] if n_valid else test_cut
+    sizes = {"test": sum(counts[k] for k in ranked[:n_test]),
+             "valid": sum(counts[k] for k in ranked[n_test:n_test + n_valid])}
+    sizes["train"] = sum(counts.values()) - sizes["test"] - sizes["valid"]
+    return {name: CorpusSplit(os.fspath(source), name, text_field, seed, test_cut, valid_cut, sizes[name])
+            for name in _SPLIT_NAMES}

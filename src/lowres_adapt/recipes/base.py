@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._utils import atomic_write_json, did_you_mean, library_versions
+from ..data import pack_corpus
 from ..data import packing as data_packing
 from ..modeling import loading
 from . import _step_memory, _trainer
@@ -283,6 +284,7 @@ class AdaptationRecipe:
         callbacks: Sequence[Any] = (),
         model_kwargs: dict[str, Any] | None = None,
         packing: str = "isolated",
+        data_cache: str | Path | None = None,
         **training_args: Any,
     ) -> TrainingRun:
         """Returns a ``TrainingRun`` (model, tokenizer, metrics, output_dir, recipe) after training with
@@ -290,7 +292,11 @@ class AdaptationRecipe:
 
         Data (give texts or datasets):
 
-        - ``train_texts`` / ``eval_texts``: documents. They are tokenized (``datasets.map``, batched),
+        - ``train_texts`` / ``eval_texts``: documents, or a corpus source (a ``.txt``/``.jsonl`` file, a
+          folder, an ``hf:`` spec) read as a stream into memory-mapped Arrow files, never held as a list
+          (corpora larger than memory). ``data_cache``: a folder keeping the packed blocks per tokenizer,
+          block size and corpus, read back by later runs (``metrics["tokenized_from_cache"]``,
+          ``metrics["data_seconds"]``). Documents are tokenized (``datasets.map``, batched),
           joined with EOS and packed into ``block_size`` blocks (no padding; the leftover under one block
           per 10,000 documents is dropped and ``metrics["packing_efficiency"]`` says how much was kept).
           ``packing="isolated"`` (default): each document starts with BOS (EOS where the tokenizer has no
@@ -375,19 +381,21 @@ class AdaptationRecipe:
         output_dir = _trainer.make_output_dir(output_dir)
         tok = source.tokenizer
         context = loading.context_length(source.config)
-        train_tok = eval_tok = None
+        data_stats: dict[str, Any] = {"tokenized_from_cache": None, "data_seconds": 0.0}
         if train_dataset is not None:
             train_ds, train_stats = data_packing.as_dataset(train_dataset, "train_dataset", context), None
-        else:
-            train_tok = data_packing.tokenize_texts(tok, train_texts, "train_texts")
-            train_ds, train_stats = data_packing.pack_tokenized(train_tok, tok, block_size, "train_texts",
-                                                                packing=packing)
+        else:  # a list, or a corpus source streamed into Arrow files; from data_cache when it holds the blocks
+            train_ds, train_stats = pack_corpus(tok, train_texts, block_size, "train_texts", cache_dir=data_cache,
+                                                packing=packing)
+            data_stats = {"tokenized_from_cache": train_stats["tokenized_from_cache"],
+                          "data_seconds": train_stats["data_seconds"]}
         eval_ds = eval_stats = None
         if eval_dataset is not None:
             eval_ds = data_packing.as_dataset(eval_dataset, "eval_dataset", context)
         elif eval_texts is not None:
-            eval_tok = data_packing.tokenize_texts(tok, eval_texts, "eval_texts")
-            eval_ds, eval_stats = data_packing.pack_tokenized(eval_tok, tok, block_size, "eval_texts", packing=packing)
+            eval_ds, eval_stats = pack_corpus(tok, eval_texts, block_size, "eval_texts", cache_dir=data_cache,
+                                              packing=packing)
+            data_stats["data_seconds"] += eval_stats["data_seconds"]
         _trainer.check_resume(resume_from_checkpoint, output_dir)
 
         _trainer.seed_everything(seed)  # before adapter init: LoRA's A matrices are random
@@ -405,13 +413,12 @@ class AdaptationRecipe:
                       "model with attn_implementation='sdpa' or 'eager' and pass it as model=..., or pass "
                       "packing='concatenated' to silence this")
                 used = "concatenated"
-                if train_tok is not None:
-                    train_ds, train_stats = data_packing.pack_tokenized(train_tok, tok, block_size, "train_texts",
-                                                                        packing=used)
-                if eval_tok is not None:
-                    eval_ds, eval_stats = data_packing.pack_tokenized(eval_tok, tok, block_size, "eval_texts",
-                                                                      packing=used)
-        del train_tok, eval_tok
+                if train_dataset is None:  # (from the cache when an earlier run packed them so)
+                    train_ds, train_stats = pack_corpus(tok, train_texts, block_size, "train_texts",
+                                                        cache_dir=data_cache, packing=used)
+                if eval_texts is not None and eval_dataset is None:
+                    eval_ds, eval_stats = pack_corpus(tok, eval_texts, block_size, "eval_texts",
+                                                      cache_dir=data_cache, packing=used)
         start_id = data_packing.document_start_id(tok) if used == "isolated" else None
         optimizer = self._optimizer(model, learning_rate, weight_decay)
         # tensor memory at the peak of one steady optimizer step (the second; the first if there is one),
@@ -474,6 +481,7 @@ class AdaptationRecipe:
             "train_blocks": len(train_ds),
             "eval_blocks": None if eval_ds is None else len(eval_ds),
             "eval_packing_efficiency": None if eval_stats is None else eval_stats["packing_efficiency"],
+            **data_stats,
             "seed": seed,
             "max_steps": max_steps,
             "global_step": int(trainer.state.global_step),

@@ -12,8 +12,11 @@ Example::
     'qlora'
 """
 
+from ._engines import EXECUTORS, make_executor
 from ._inputs import corpus_splits, load_parallel_file, resolve_language, resolve_recipe
+from ._plan import plan_table
 from .report import StudyResults
 from .study import Study
 
-__all__ = ["Study", "StudyResults", "corpus_splits", "load_parallel_file", "resolve_language", "resolve_recipe"]
+__all__ = ["EXECUTORS", "Study", "StudyResults", "corpus_splits", "load_parallel_file", "make_executor",
+           "plan_table", "resolve_language", "resolve_recipe"]

@@ -173,7 +173,8 @@ def corpus_splits(corpus: Any, *, text_field: str = "text", valid: float = 0.05,
 
     ``corpus``: a folder holding one file per split (used as it is), another path, an ``"hf:"`` spec
     or ``"sample:<code>"`` (the shipped sample corpus; all three loaded and split with ``split_documents``), a list of documents (split), a splits dict (used as it
-    is), or ``{"source": ..., "text_field": ...}``. A corpus too small for the splits raises
+    is), or ``{"source": ..., "text_field": ..., "stream": True}`` (``stream``: the train split is read as
+    a stream, never held in memory; see ``data.split_source``). A corpus too small for the splits raises
     ``StudyConfigError``.
 
     Example::
@@ -185,13 +186,24 @@ def corpus_splits(corpus: Any, *, text_field: str = "text", valid: float = 0.05,
     """
     from .. import data as data_mod
 
+    stream = False
     if isinstance(corpus, Mapping) and "source" in corpus:
         corpus = dict(corpus)
         source, text_field = corpus.pop("source"), corpus.pop("text_field", text_field)
+        stream = bool(corpus.pop("stream", False))
         if corpus:
-            raise StudyConfigError(f"corpus spec has unknown keys {sorted(corpus)}; use 'source' and 'text_field'")
+            raise StudyConfigError(f"corpus spec has unknown keys {sorted(corpus)}; use 'source', 'text_field' "
+                                   "and 'stream'")
     else:
         source = corpus
+    if stream:  # larger than memory: train streams from the source, valid and test are lists
+        if not isinstance(source, (str, os.PathLike)) or str(source).startswith(_SAMPLE):
+            raise StudyConfigError(f"corpus stream=True needs a file, folder or 'hf:' source, got {source!r}")
+        try:
+            s = data_mod.split_source(source, valid=valid, test=test, seed=seed, text_field=text_field)
+        except ValueError as e:
+            raise StudyConfigError(f"corpus ({source!r}) is too small for the requested splits: {e}") from None
+        return {"train": s["train"], "valid": list(s["valid"]), "test": list(s["test"])}
     if isinstance(source, Mapping):
         missing = [k for k in ("train", "test") if not source.get(k)]
         if missing:

@@ -25,7 +25,8 @@ class StudySteps:
         return spec.recipe.train(
             model_path, data.splits["train"], eval_texts=data.valid or None, output_dir=str(output_dir),
             seed=spec.seed, max_steps=self.max_steps, block_size=self.block_size, batch_size=self.batch_size,
-            model_kwargs=self.model_kwargs or None, packing=self.packing, **kwargs,
+            model_kwargs=self.model_kwargs or None, packing=self.packing,
+            **{"data_cache": self.output_dir / "cache" / "blocks", **kwargs},
         )
 
     def _load_model(self, model_path: str, load: str):

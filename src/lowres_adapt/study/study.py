@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ from ..data import PACKINGS, resolve_sample, sample_model_path
 from ..errors import StudyConfigError
 from ..languages import BASHKIR, LanguageProfile
 from ..modeling import check_model_kwargs, default_base_load
+from ._executor import InlineExecutor, run_all
 from ._folder import check_folder, now, run_in_folder
 from ._inputs import (
     _RECIPE_EXAMPLES,
@@ -79,6 +81,10 @@ from .report import StudyResults
 __all__ = ["Study", "StudyResults", "corpus_splits", "resolve_recipe"]
 
 log = logging.getLogger(__name__)
+
+
+def _gib(n: int | None) -> str:
+    return "no plan" if n is None else f"planned {n / 2**30:.2f} GiB"
 
 _FORMAT = 1  # version of the output folder layout
 
@@ -309,6 +315,25 @@ class Study(StudySteps):
         """Returns the run ids of the grid, in the order ``run()`` executes them (model, recipe, seed)."""
         return [s.run_id for s in self._specs]
 
+    def plan_memory(self, device_memory: int | str = "24GiB", *, device: str = "cuda", **options: Any) -> list[dict]:
+        """Returns one row per cell: ``run_id``, ``model``, ``recipe``, ``seed``, ``planned_peak_bytes`` (one
+        training step, per device), ``fits`` (in ``device_memory``), ``largest_batch_size`` and ``error``.
+
+        Only the models' configs are read (no weights); the study's ``batch_size``, ``block_size`` and
+        ``training`` options (``optim``, ``gradient_checkpointing``, ``gradient_accumulation_steps``) are
+        planned; ``options`` go to :func:`lowres_adapt.plan_memory` (``sharding=``, ``margin=``, ...).
+
+        Example::
+
+            >>> import lowres_adapt as la
+            >>> study = la.Study(models=["tiny:gpt2"], recipes=["full", "lora"], seeds=[0], corpus=["a b", "c d"])
+            >>> [(r["recipe"], r["fits"]) for r in study.plan_memory("1GiB")]
+            [('full', True), ('lora-r8', True)]
+        """
+        from ._plan import plan_cells
+
+        return plan_cells(self, device_memory, device=device, **options)
+
     # ---------------------------------------------------------------- data
     def _load_data(self) -> StudyData:
         return load_study_data(
@@ -362,15 +387,31 @@ class Study(StudySteps):
         return meta
 
     # ---------------------------------------------------------------- running
-    def run(self) -> StudyResults:
+    def run(self, executor: Any = None, *, device_memory: int | str | None = None) -> StudyResults:
         """Returns the :class:`StudyResults` of the whole grid, running what is not done yet.
 
         Reports (``results.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``plots/``) are written
         into ``output_dir``; their paths are in ``results.paths``.
+
+        ``executor``: ``None`` runs the cells one after another here; any object with
+        ``submit(fn, *args)`` returning a future (``ProcessPoolExecutor``, dask's
+        ``Client.get_executor()``, submitit's ``AutoExecutor``, mpi4py's ``MPIPoolExecutor``, or
+        :func:`make_executor`) runs each cell in its worker, which writes the cell's run folder (the
+        output folder must be shared with the workers). A cell whose worker dies is recorded as failed
+        and retried by the next ``run()``; two ``run()``s on one folder never do a cell twice.
+        ``device_memory`` (e.g. ``"24GiB"``): refuse the grid before anything runs when a cell's planned
+        step does not fit one device (see :meth:`plan_memory`).
         """
         from tqdm.auto import tqdm
 
         t_start = time.perf_counter()
+        if device_memory is not None:
+            misfits = [r for r in self.plan_memory(device_memory) if not r["fits"]]
+            if misfits:
+                raise StudyConfigError(
+                    f"{len(misfits)} cells do not fit {device_memory}: "
+                    + "; ".join(f"{r['run_id']} ({r['error'] or _gib(r['planned_peak_bytes'])})" for r in misfits)
+                    + ". Lower batch_size/block_size, turn on gradient checkpointing, or use a larger device")
         data = self._load_data()
         settings = self._settings(data)
         fingerprint = _hash(settings)
@@ -407,12 +448,7 @@ class Study(StudySteps):
                     bar.set_postfix_str(f"{label}: base model ({load})")
                     base[self._base_key(label, load)] = self._base_step(model, ctx, diagnostics[label], load)
                     bar.update()
-            records = []
-            for spec in self._specs:
-                bar.set_postfix_str(spec.run_id)
-                base_row = base.get(self._base_key(spec.model_label, self._run_load(spec.recipe)))
-                records.append(self._run_step(spec, ctx, diagnostics.get(spec.model_label), base_row))
-                bar.update()
+            records = self._run_cells(ctx, diagnostics, base, bar, executor)
         results = StudyResults(records, study=meta, diagnostics=diagnostics, base=base, output_dir=self.output_dir)
         results.paths = results.save()
         n_failed = len(results.failed)
@@ -436,7 +472,7 @@ class Study(StudySteps):
             if not (target / "config.json").is_file():
                 from ..modeling import save_tiny_checkpoint, train_tokenizer
 
-                tok = train_tokenizer(data.splits["train"][:5000], vocab_size=1000)
+                tok = train_tokenizer(list(itertools.islice(data.splits["train"], 5000)), vocab_size=1000)
                 tmp = target.with_name(target.name + ".partial")
                 shutil.rmtree(tmp, ignore_errors=True)
                 save_tiny_checkpoint(tmp, m.group(1), tokenizer=tok, hidden_size=64, num_layers=2, num_heads=4,
@@ -483,13 +519,38 @@ class Study(StudySteps):
 
         return self._execute(run_dir, head, body, ctx)
 
+    def _run_cells(self, ctx: dict, diagnostics: dict, base: dict, bar, executor: Any) -> list[dict]:
+        """The grid's cells through ``executor`` (see ``_executor``); records in plan order."""
+        cells, done = [], {}
+        for spec in self._specs:
+            run_dir = self.output_dir / "runs" / spec.run_id
+            head = self._run_head(spec, ctx, diagnostics.get(spec.model_label))
+            old = read_record(run_dir, head["run_fingerprint"])
+            if old is not None and (old.get("status") == "ok" or not self.retry_failed):
+                done[spec.run_id] = old  # finished: read back here, never submitted
+                bar.update()
+                continue
+            cells.append((spec.run_id, run_dir, head, self._run_step,
+                          (spec, ctx, diagnostics.get(spec.model_label), base.get(spec.model_label))))
+
+        def on_done(run_id: str, rec: dict) -> None:
+            bar.set_postfix_str(run_id)
+            bar.update()
+
+        done.update(run_all(InlineExecutor() if executor is None else executor, cells,
+                            locks=self.output_dir / "locks", on_done=on_done))
+        return [done[spec.run_id] for spec in self._specs]
+
+    def _run_head(self, spec: _RunSpec, ctx: dict, diag: dict | None) -> dict:
+        recipe = _recipe_dict(spec.recipe)
+        return {"run_id": spec.run_id, "run_fingerprint": self._run_fp(ctx["fingerprint"], spec),
+                "model": spec.model, "model_label": spec.model_label, "recipe_label": spec.recipe_label,
+                "recipe": recipe, "rank": recipe.get("r"), "seed": spec.seed,
+                "tokenizer_fingerprint": (diag or {}).get("tokenizer_fingerprint")}
+
     def _run_step(self, spec: _RunSpec, ctx: dict, diag: dict | None, base: dict | None) -> dict:
         run_dir = self.output_dir / "runs" / spec.run_id
-        fp = self._run_fp(ctx["fingerprint"], spec)
-        recipe = _recipe_dict(spec.recipe)
-        head = {"run_id": spec.run_id, "run_fingerprint": fp, "model": spec.model, "model_label": spec.model_label,
-                "recipe_label": spec.recipe_label, "recipe": recipe, "rank": recipe.get("r"), "seed": spec.seed,
-                "tokenizer_fingerprint": (diag or {}).get("tokenizer_fingerprint")}
+        head = self._run_head(spec, ctx, diag)
         before = ((base or {}).get("reference") or {}).get("bits_per_byte_after")
 
         def body():
