@@ -388,7 +388,7 @@ def test_streamed_packing_keeps_pack_texts_group_boundaries(tmp_path, tok_and_do
     monkeypatch.setattr(blocks, "_PACK_BATCH_DOCS", 10)
     from datasets import Dataset
 
-    listed, _ = la.data.pack_texts(tok, many, 32, "t")
+    listed, _ = la.data.pack_texts(tok, many, 32, "t", packing="concatenated")  # the streamed generator's packing
     ids = tok(many, add_special_tokens=False)["input_ids"]
     one_group, _ = la.pack_documents(ids, 32, tok.eos_token_id)
     assert len(one_group) > len(listed)  # the groups' remainders were dropped: the boundaries matter
