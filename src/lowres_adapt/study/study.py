@@ -531,7 +531,8 @@ class Study(StudySteps):
                 bar.update()
                 continue
             cells.append((spec.run_id, run_dir, head, self._run_step,
-                          (spec, ctx, diagnostics.get(spec.model_label), base.get(spec.model_label))))
+                          (spec, ctx, diagnostics.get(spec.model_label),
+                           base.get(self._base_key(spec.model_label, self._run_load(spec.recipe))))))
 
         def on_done(run_id: str, rec: dict) -> None:
             bar.set_postfix_str(run_id)
