@@ -51,6 +51,16 @@ def config_context_length(config: Any) -> int | None:
     return None
 
 
+def refuse_unknown_fields(what: str, data: Iterable[str], known: Iterable[str]) -> None:
+    """Raises ``ValueError`` naming the keys of ``data`` that are not in ``known`` (with did-you-mean
+    hints) and the known ones; ``what`` names the thing (``"LoRA"``, ``"Stage"``)."""
+    known = set(known)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        hints = "".join(did_you_mean(k, known) for k in unknown)
+        raise ValueError(f"unknown {what} field(s) {unknown}{hints}; known fields: {sorted(known)}")
+
+
 def did_you_mean(value: str, known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when ``value`` is close to one of ``known``, else ''."""
     close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)

@@ -3,6 +3,7 @@ percentile bootstrap (``scipy.stats.bootstrap``) behind every confidence interva
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,7 +59,9 @@ def percentile_bootstrap(data: Sequence[Any], statistic: Callable, *, samples: i
 # five times that at Qwen's 152k).
 LOGIT_CHUNK_ELEMENTS = 1 << 25
 
-_HEAD_SPLIT_OK: dict[int, bool] = {}  # id(model) -> whether decoder + chunked head equals the model's logits
+# model -> whether decoder + chunked head equals the model's logits (weak keys: a freed model's verdict goes
+# with it, never to a new model that happens to reuse its address)
+_HEAD_SPLIT_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def token_nll(model: Any, input_ids, attention_mask, targets):
@@ -140,7 +143,7 @@ def _split_head(model: Any, input_ids, attention_mask, device):
             logits = torch.tanh(logits / cap) * cap
         return logits
 
-    key = id(model)
+    key = model
     if key not in _HEAD_SPLIT_OK:
         n = int(attention_mask[0].sum().clamp(max=16))
         ids, mask = input_ids[:1, :n].to(device), attention_mask[:1, :n].to(device)

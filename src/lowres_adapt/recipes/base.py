@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._utils import atomic_write_json, did_you_mean, library_versions
+from .._utils import atomic_write_json, did_you_mean, library_versions, refuse_unknown_fields
 from ..data import pack_corpus
 from ..data import packing as data_packing
 from ..modeling import loading
@@ -111,11 +111,7 @@ class AdaptationRecipe:
                 )
             if cls is not AdaptationRecipe and not issubclass(target, cls):
                 raise ValueError(f"{cls.__name__}.from_dict got a {target.__name__} dict (recipe={name!r})")
-        known = {f.name for f in fields(target)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            hints = "".join(did_you_mean(k, known) for k in unknown)
-            raise ValueError(f"unknown {target.__name__} field(s) {unknown}{hints}; known fields: {sorted(known)}")
+        refuse_unknown_fields(target.__name__, data, (f.name for f in fields(target)))
         return target(**data)
 
     def copy(self, **changes: Any) -> AdaptationRecipe:

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .._utils import atomic_write_json, did_you_mean, library_versions
+from .._utils import atomic_write_json, did_you_mean, library_versions, refuse_unknown_fields
 from ..data.packing import check_packing
 from ..modeling import loading
 from ..tokenization import check_init
@@ -177,11 +177,7 @@ class Stage:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Stage:
         """The stage ``to_dict`` described; unknown keys raise ``ValueError`` naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            hints = "".join(did_you_mean(k, known) for k in unknown)
-            raise ValueError(f"unknown Stage field(s) {unknown}{hints}; known fields: {sorted(known)}")
+        refuse_unknown_fields("Stage", data, (f.name for f in fields(cls)))
         return cls(**data)
 
     def settings(self) -> dict[str, Any]:
