@@ -152,9 +152,10 @@ def test_the_cli_loads_as_python_does(ba_docs, tmp_path):
     metrics = tmp_path / "train.json"
     assert main(["train", "sample:mini-gpt2-ru", "--corpus", str(corpus), "--recipe", "lora-r4", "--output-dir",
                  str(tmp_path / "run"), "--max-steps", "1", "--block-size", "32", "--batch-size", "2",
-                 "--attn-implementation", "eager", "--json", str(metrics), "-q"]) == EXIT_OK
+                 "--attn-implementation", "eager", "--packing", "concatenated", "--json", str(metrics), "-q"]) == EXIT_OK
     recorded = json.loads(metrics.read_text())
     assert recorded["model_kwargs"] == {"attn_implementation": "eager"} and recorded["base_load"] == "fp32"
+    assert recorded["packing"] == "concatenated"  # as recipe.train(packing="concatenated")
 
 
 def test_vocabulary_extension_in_place_holds_no_second_model(ba_docs):

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--block-size", type=_positive_int, default=256, help="tokens per training block (default: 256)")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="blocks per step (default: 8)")
     p.add_argument("--learning-rate", type=float, help="default: the recipe's own")
+    p.add_argument("--packing", choices=("isolated", "concatenated"), default="isolated",
+                   help="isolated: packed documents kept apart (default); concatenated: the blocks of older runs")
     p.add_argument("--json", metavar="PATH", help="also write the run metrics as JSON")
     _add_loading(p, training=True)
     p.set_defaults(func=cmd_train)
@@ -393,7 +395,7 @@ def cmd_train(args) -> int:
     run = recipe.train(args.model, splits["train"], eval_texts=splits["valid"] or None, output_dir=args.output_dir,
                        seed=args.seed, max_steps=args.max_steps, block_size=args.block_size,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
-                       model_kwargs=_model_kwargs(args), disable_tqdm=args.quiet)
+                       model_kwargs=_model_kwargs(args), packing=args.packing, disable_tqdm=args.quiet)
     m = run.metrics
     keys = ("train_loss", "eval_loss", "eval_perplexity", "trainable_params", "total_params", "train_tokens",
             "tokens_per_second", "wall_seconds", "peak_memory_bytes")
