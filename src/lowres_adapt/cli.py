@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=_positive_int, help="window length (default: the model's context)")
     p.add_argument("--stride", type=_positive_int, help="new tokens per window (default: disjoint windows)")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="windows per forward pass (default: 8)")
+    p.add_argument("--max-batch-tokens", type=_positive_int, default=16384,
+                   help="tokens per forward pass, padding included (default: 16384; one window at least)")
     p.add_argument("--bootstrap-samples", type=int, default=1000, help="0 disables the CIs (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--json", metavar="PATH", help="also write the result (per-document records included)")
@@ -412,6 +414,7 @@ def cmd_evaluate(args) -> int:
 
     texts = _texts_for(args, args.split)
     ev = PerplexityEvaluator(max_length=args.max_length, stride=args.stride, batch_size=args.batch_size,
+                             max_batch_tokens=args.max_batch_tokens,
                              bootstrap_samples=args.bootstrap_samples, seed=args.seed, progress=not args.quiet)
     with warnings.catch_warnings():  # the caution about few documents is printed with the table below
         warnings.filterwarnings("ignore", message="the confidence intervals rest on")
